@@ -1,0 +1,201 @@
+// Package backend defines the driver interface every isolation backend
+// implements, the backend names and base scores, and the registry that maps
+// names to drivers.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+// Name is a backend name.
+type Name string
+
+// Backend names (SPEC §2). Auto picks the strongest available backend.
+const (
+	Noop        Name = "noop"
+	Process     Name = "process"
+	OCI         Name = "oci"
+	WASM        Name = "wasm"
+	GVisor      Name = "gvisor"
+	SGX         Name = "sgx"
+	SEV         Name = "sev"
+	Firecracker Name = "firecracker"
+	Auto        Name = "auto"
+)
+
+// Info describes a backend.
+type Info struct {
+	Name         Name
+	Base         int
+	SharedKernel bool
+	Isolation    string
+}
+
+// infos is the table of SPEC §2, in increasing base score.
+var infos = []Info{
+	{Noop, 0, false, "none (testing only: runs nothing, returns exit 0)"},
+	{Process, 50, true, "namespaces + pivot_root + seccomp-bpf + Landlock + cgroups + rlimits"},
+	{OCI, 55, true, "OCI runtime (crun or runc) with a generated runtime-spec bundle"},
+	{WASM, 65, false, "WebAssembly + WASI preview 1 in-process (wazero)"},
+	{GVisor, 70, false, "gVisor user-space kernel (runsc)"},
+	{SGX, 80, false, "Intel SGX enclave (Gramine)"},
+	{SEV, 82, false, "AMD SEV-SNP encrypted VM"},
+	{Firecracker, 90, false, "Firecracker microVM with a guest agent"},
+}
+
+// Names lists the eight backend names in increasing base score.
+func Names() []Name {
+	out := make([]Name, len(infos))
+	for i, in := range infos {
+		out[i] = in.Name
+	}
+	return out
+}
+
+// InfoOf returns the static description of a backend.
+func InfoOf(n Name) (Info, bool) {
+	for _, in := range infos {
+		if in.Name == n {
+			return in, true
+		}
+	}
+	return Info{}, false
+}
+
+// ScoreBackend converts the info for use by the score package.
+func (i Info) ScoreBackend() score.Backend {
+	return score.Backend{Name: string(i.Name), Base: i.Base, SharedKernel: i.SharedKernel, Noop: i.Name == Noop}
+}
+
+// ErrUnknown is returned by ParseName for names that are not backends.
+var ErrUnknown = errors.New("unknown backend")
+
+// ParseName parses a backend name case-insensitively; "auto" is accepted.
+func ParseName(s string) (Name, error) {
+	n := Name(strings.ToLower(strings.TrimSpace(s)))
+	if n == Auto {
+		return Auto, nil
+	}
+	if _, ok := InfoOf(n); ok {
+		return n, nil
+	}
+	names := make([]string, 0, len(infos)+1)
+	for _, in := range infos {
+		names = append(names, string(in.Name))
+	}
+	names = append(names, string(Auto))
+	return "", fmt.Errorf("%w %q (want one of %s)", ErrUnknown, s, strings.Join(names, ", "))
+}
+
+// Availability is the result of probing a backend on this host.
+type Availability struct {
+	Available bool
+	// Reason says why the backend is unavailable, or notes how it runs.
+	Reason string
+}
+
+// ErrUnavailable is returned when a backend cannot run on this host.
+var ErrUnavailable = errors.New("backend unavailable")
+
+// Driver is an isolation backend.
+type Driver interface {
+	// Info returns the backend's static description.
+	Info() Info
+	// Probe checks, for real, whether the backend can run sandboxes on
+	// this host. Drivers cache the answer.
+	Probe(ctx context.Context) Availability
+	// Capabilities returns the layers the backend can enforce on this host.
+	Capabilities() score.Layers
+	// Create prepares a sandbox. The sandbox runs nothing until Exec.
+	Create(ctx context.Context, spec *Spec) (Instance, error)
+}
+
+// Spec is everything a driver needs to create one sandbox.
+type Spec struct {
+	// ID is the sandbox id, unique on this host.
+	ID string
+	// Policy is validated and complete.
+	Policy policy.Policy
+	// Env is the base environment of every exec ("K=V"), already built from
+	// the policy (host environment is not inherited unless the policy asks).
+	Env []string
+	// BestEffort runs with lost layers instead of refusing.
+	BestEffort bool
+}
+
+// Enforcement is what a backend really applied for one sandbox.
+type Enforcement struct {
+	Layers score.Layers
+	// Lost explains, per score modifier name, why an asked layer is missing.
+	Lost map[string]string
+	// Notes are facts worth reporting, e.g. "landlock ABI 7".
+	Notes []string
+}
+
+// ExecRequest is one command to run in a sandbox.
+type ExecRequest struct {
+	Argv []string
+	// Env is added to (and overrides) Spec.Env.
+	Env []string
+	// Stdin is the payload's standard input; nil means empty.
+	Stdin io.Reader
+	// Workdir overrides the policy's working directory when set.
+	Workdir string
+	// Timeout is the wall-clock limit; 0 means none.
+	Timeout time.Duration
+	// MaxOutput caps each of stdout and stderr; the excess is drained.
+	MaxOutput int64
+	// Files are extra inherited descriptors: fd number → content written
+	// into a pipe the payload reads (credential injection).
+	Files map[int][]byte
+}
+
+// Status is how an exec ended.
+type Status string
+
+// Statuses (SPEC §6).
+const (
+	StatusExited   Status = "exited"
+	StatusSignaled Status = "signaled"
+	StatusTimeout  Status = "timeout"
+	StatusOOM      Status = "oom"
+	StatusBlocked  Status = "blocked"
+	StatusError    Status = "error"
+)
+
+// ExecOutput is what a backend reports about one exec.
+type ExecOutput struct {
+	Status          Status
+	ExitCode        int
+	Signal          int
+	Stdout, Stderr  []byte
+	StdoutTruncated bool
+	StderrTruncated bool
+	Duration        time.Duration
+	CPUTime         time.Duration
+	MaxRSSKB        int64
+	// Error describes StatusError (e.g. command not found).
+	Error string
+}
+
+// Instance is one created sandbox.
+type Instance interface {
+	// Enforcement reports the layers applied to this sandbox.
+	Enforcement() Enforcement
+	// Exec runs a command and waits for it.
+	Exec(ctx context.Context, req *ExecRequest) (*ExecOutput, error)
+	// Pause freezes every process of the sandbox.
+	Pause(ctx context.Context) error
+	// Resume thaws a paused sandbox.
+	Resume(ctx context.Context) error
+	// Destroy releases everything the sandbox holds. It is idempotent.
+	Destroy(ctx context.Context) error
+}

@@ -1,0 +1,91 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+var (
+	regMu   sync.RWMutex
+	drivers = map[Name]Driver{}
+)
+
+// Register installs a driver under its name, replacing any earlier one.
+func Register(d Driver) {
+	regMu.Lock()
+	drivers[d.Info().Name] = d
+	regMu.Unlock()
+}
+
+// Lookup returns the driver for a name. Every known name has a driver:
+// backends not built into this binary report why they are unavailable.
+func Lookup(n Name) (Driver, error) {
+	info, ok := InfoOf(n)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknown, n)
+	}
+	regMu.RLock()
+	d := drivers[n]
+	regMu.RUnlock()
+	if d == nil {
+		return Unimplemented{info}, nil
+	}
+	return d, nil
+}
+
+// Resolve returns the driver for n; Auto picks the available backend with
+// the highest declared score for the policy (never noop).
+func Resolve(ctx context.Context, n Name, p *policy.Policy) (Driver, error) {
+	if n != Auto {
+		return Lookup(n)
+	}
+	var best Driver
+	bestScore := -1
+	for _, name := range Names() {
+		if name == Noop {
+			continue
+		}
+		d, _ := Lookup(name)
+		if !d.Probe(ctx).Available {
+			continue
+		}
+		if s := score.Declared(d.Info().ScoreBackend(), p, d.Capabilities()).Value; s > bestScore {
+			best, bestScore = d, s
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%w: auto: no backend is available on this host", ErrUnavailable)
+	}
+	return best, nil
+}
+
+// Unimplemented is the driver of a backend that this build of kavach does
+// not implement yet. It is never available and says so.
+type Unimplemented struct{ I Info }
+
+// Info returns the backend's description.
+func (u Unimplemented) Info() Info { return u.I }
+
+// Probe always reports the backend unavailable.
+func (u Unimplemented) Probe(context.Context) Availability {
+	return Availability{Reason: "not implemented yet in this version of kavach"}
+}
+
+// Capabilities reports what the backend would enforce once implemented, so
+// declared scores follow SPEC §3.
+func (u Unimplemented) Capabilities() score.Layers { return FullCapabilities() }
+
+// Create always fails with ErrUnavailable.
+func (u Unimplemented) Create(context.Context, *Spec) (Instance, error) {
+	return nil, fmt.Errorf("%w: %s: not implemented yet in this version of kavach", ErrUnavailable, u.I.Name)
+}
+
+// FullCapabilities is the set of every layer, for backends that can
+// enforce all of them.
+func FullCapabilities() score.Layers {
+	return score.Layers{Seccomp: policy.SeccompCustom, Filesystem: true, NetworkOff: true, NetworkAllowlist: true, Limits: true}
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kavach-sandbox/kavach"
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/policy"
+)
+
+type runFlags struct {
+	backend, policy, seccomp, memory, maxOutput, workdir, hostname string
+	network, noNetwork, stdin, asJSON, verbose, bestEffort         bool
+	cpus                                                           float64
+	pids                                                           int64
+	timeout                                                        time.Duration
+	ro, rw, env                                                    []string
+	minScore                                                       int
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- COMMAND [ARG...]",
+		Short: "Run one command in a sandbox and pass its output through the gate",
+		Long: `Run one command in a sandbox. The argv is passed as given (no re-splitting);
+use sh -c '...' for shell syntax. The default backend is process and the
+default policy is strict; flags override single fields of the policy.`,
+		Example: `  kavach run -- python3 -c 'print(6*7)'
+  kavach run -p basic --memory 256M --json -- sh -c 'echo hi; exit 3'
+  kavach run --rw ./out:/work/out -- sh -c 'date > /work/out/stamp'`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runRun(cmd, &f, args) },
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false)
+	fl.StringVarP(&f.backend, "backend", "b", string(kavach.DefaultBackend), "backend: "+backendList())
+	fl.StringVarP(&f.policy, "policy", "p", "strict", "preset (minimal, basic, strict) or policy file (JSON/YAML)")
+	fl.StringVar(&f.seccomp, "seccomp", "", "seccomp profile: off, basic, strict")
+	fl.BoolVar(&f.network, "network", false, "unrestricted host networking")
+	fl.BoolVar(&f.noNetwork, "no-network", false, "no network (loopback only)")
+	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 512M")
+	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
+	fl.Int64Var(&f.pids, "pids", 0, "limit on processes and threads")
+	fl.DurationVar(&f.timeout, "timeout", policy.DefaultTimeout, "wall-clock timeout")
+	fl.StringArrayVar(&f.ro, "ro", nil, "bind host PATH[:DEST] read-only (repeatable)")
+	fl.StringArrayVar(&f.rw, "rw", nil, "bind host PATH[:DEST] read-write (repeatable)")
+	fl.StringVar(&f.workdir, "workdir", "", "working directory inside the sandbox (default /work)")
+	fl.StringVar(&f.hostname, "hostname", "", "hostname inside the sandbox")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set K=V in the sandbox (repeatable)")
+	fl.BoolVarP(&f.stdin, "stdin", "i", false, "pass kavach's standard input to the command")
+	fl.BoolVar(&f.asJSON, "json", false, "print the structured result as JSON instead of the output")
+	fl.StringVar(&f.maxOutput, "max-output", "", "cap on each of stdout and stderr, e.g. 1M")
+	fl.IntVar(&f.minScore, "min-score", 0, "refuse to run below this effective score (0-100)")
+	fl.BoolVar(&f.bestEffort, "best-effort", false, "run with a lower score when a layer cannot be applied")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "after the output, print backend, score, status and time to stderr")
+	return cmd
+}
+
+func backendList() string {
+	names := backend.Names()
+	s := make([]string, 0, len(names)+1)
+	for _, n := range names {
+		s = append(s, string(n))
+	}
+	return strings.Join(append(s, "auto"), ", ")
+}
+
+func runRun(cmd *cobra.Command, f *runFlags, argv []string) error {
+	cfg, err := buildConfig(cmd.Flags(), f)
+	if err != nil {
+		return exitWith(exitKavachError, err)
+	}
+	var opts []kavach.ExecOption
+	if f.stdin {
+		opts = append(opts, kavach.WithStdin(cmd.InOrStdin()))
+	}
+	res, err := kavach.Run(cmd.Context(), cfg, argv, opts...)
+	if err != nil {
+		return exitWith(exitKavachError, err)
+	}
+	out := cmd.OutOrStdout()
+	if f.asJSON {
+		if err := writeJSON(out, res); err != nil {
+			return exitWith(exitKavachError, err)
+		}
+	} else if err := passOutput(out, cmd.ErrOrStderr(), res); err != nil {
+		return exitWith(exitKavachError, err)
+	}
+	if f.verbose {
+		fmt.Fprintf(cmd.ErrOrStderr(), "kavach: %s sandbox %s, score %s, %s (exit %d) in %.1f ms\n",
+			res.Backend, res.ID, res.Score, res.Status, res.ExitCode, res.DurationMS)
+	}
+	if res.Status == kavach.StatusError && res.Error != "" && !f.asJSON {
+		fmt.Fprintln(cmd.ErrOrStderr(), "kavach:", res.Error)
+	}
+	if code := res.ExitStatus(); code != 0 {
+		return exitWith(code, nil)
+	}
+	return nil
+}
+
+// passOutput writes the command's output, unless the gate withheld it.
+func passOutput(stdout, stderr io.Writer, res *kavach.Result) error {
+	if v := res.Gate.Verdict; v == "block" || v == "quarantine" {
+		msg := "output blocked by the gate"
+		if v == "quarantine" {
+			msg = "output quarantined as " + res.Gate.QuarantineID + " (kavach quarantine show " + res.Gate.QuarantineID + ")"
+		}
+		_, err := fmt.Fprintln(stderr, "kavach:", msg)
+		return err
+	}
+	if _, err := io.Copy(stdout, strings.NewReader(res.Stdout)); err != nil {
+		return err
+	}
+	_, err := io.Copy(stderr, bytes.NewReader([]byte(res.Stderr)))
+	return err
+}
+
+// buildConfig turns the flags into a configuration: the policy flag gives
+// the base, every other flag that was set overrides one field.
+func buildConfig(fl *pflag.FlagSet, f *runFlags) (kavach.Config, error) {
+	base, err := policy.Resolve(f.policy)
+	if err != nil {
+		return kavach.Config{}, err
+	}
+	b := kavach.NewConfig().Backend(backend.Name(f.backend)).Policy(base).MinScore(f.minScore)
+	if fl.Changed("seccomp") {
+		b.Seccomp(f.seccomp)
+	}
+	if f.network && f.noNetwork {
+		return kavach.Config{}, fmt.Errorf("--network and --no-network are exclusive")
+	}
+	if fl.Changed("network") || fl.Changed("no-network") {
+		b.Network(f.network && !f.noNetwork)
+	}
+	if fl.Changed("memory") {
+		sz, err := policy.ParseSize(f.memory)
+		if err != nil {
+			return kavach.Config{}, fmt.Errorf("--memory: %w", err)
+		}
+		b.Memory(int64(sz))
+	}
+	if fl.Changed("cpus") {
+		b.CPUs(f.cpus)
+	}
+	if fl.Changed("pids") {
+		b.Pids(f.pids)
+	}
+	if fl.Changed("timeout") || base.Limits.Timeout == 0 {
+		b.Timeout(f.timeout)
+	}
+	if fl.Changed("max-output") {
+		sz, err := policy.ParseSize(f.maxOutput)
+		if err != nil {
+			return kavach.Config{}, fmt.Errorf("--max-output: %w", err)
+		}
+		b.MaxOutput(int64(sz))
+	}
+	if err := addMounts(b, f); err != nil {
+		return kavach.Config{}, err
+	}
+	for _, kv := range f.env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return kavach.Config{}, fmt.Errorf("--env %q: want K=V", kv)
+		}
+		b.Env(k, v)
+	}
+	if fl.Changed("workdir") {
+		b.Workdir(f.workdir)
+	}
+	if fl.Changed("hostname") {
+		b.Hostname(f.hostname)
+	}
+	if f.bestEffort {
+		b.BestEffort(true)
+	}
+	return b.Build()
+}
+
+func addMounts(b *kavach.Builder, f *runFlags) error {
+	for _, m := range []struct {
+		specs []string
+		mode  policy.Access
+		flag  string
+	}{{f.ro, policy.ReadOnly, "--ro"}, {f.rw, policy.ReadWrite, "--rw"}} {
+		for _, spec := range m.specs {
+			src, dest, _ := strings.Cut(spec, ":")
+			abs, err := absPath(src)
+			if err != nil {
+				return fmt.Errorf("%s %q: %w", m.flag, spec, err)
+			}
+			b.Mount(abs, dest, m.mode)
+		}
+	}
+	return nil
+}
+
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", fmt.Errorf("empty path")
+	}
+	if strings.HasPrefix(p, "/") {
+		return p, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return wd + "/" + p, nil
+}

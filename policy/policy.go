@@ -1,0 +1,351 @@
+// Package policy defines what a sandbox is allowed to do: its seccomp
+// profile, filesystem view, network access, resource limits, environment,
+// working directory and hostname. Policies come from the presets minimal,
+// basic and strict, from Go code, or from JSON and YAML files.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Seccomp profile names.
+const (
+	SeccompOff    = "off"    // no filter
+	SeccompBasic  = "basic"  // deny-list of dangerous system calls
+	SeccompStrict = "strict" // allow-list of ordinary system calls
+	SeccompCustom = "custom" // allow-list given in Policy.SeccompAllow
+)
+
+// NetworkMode says how a sandbox may reach the network.
+type NetworkMode string
+
+// Network modes.
+const (
+	NetworkOff       NetworkMode = "off"       // loopback only
+	NetworkOn        NetworkMode = "on"        // the host's network, unrestricted
+	NetworkAllowlist NetworkMode = "allowlist" // only the hosts in Network.Allow, through the egress proxy
+)
+
+// Access is the access mode of a bind mount.
+type Access string
+
+// Access modes.
+const (
+	ReadOnly  Access = "ro"
+	ReadWrite Access = "rw"
+)
+
+// WorkDir is the sandbox's private writable directory and default current
+// directory.
+const WorkDir = "/work"
+
+// Mount makes a host path visible inside the sandbox.
+type Mount struct {
+	Source string `json:"source"` // absolute host path
+	Dest   string `json:"dest"`   // absolute path inside the sandbox
+	Mode   Access `json:"mode"`   // "ro" or "rw"
+}
+
+// Filesystem describes the sandbox's file system view.
+type Filesystem struct {
+	// ReadOnlyRoot makes everything read-only except /tmp, the work
+	// directory and rw mounts, and confines access with Landlock where the
+	// backend supports it.
+	ReadOnlyRoot bool `json:"read_only_root"`
+	// Mounts are extra host paths bound into the sandbox.
+	Mounts []Mount `json:"mounts,omitempty"`
+	// TmpSize caps the sandbox's /tmp (0: backend default).
+	TmpSize Size `json:"tmp_size,omitempty"`
+}
+
+// Network describes network access.
+type Network struct {
+	Mode  NetworkMode `json:"mode"`
+	Allow []string    `json:"allow,omitempty"` // host, *.host, host:port (allowlist mode)
+}
+
+// Limits are resource limits. Zero means "no limit" for every field.
+type Limits struct {
+	Memory    Size     `json:"memory,omitempty"`     // bytes
+	CPUs      float64  `json:"cpus,omitempty"`       // fractional cores
+	Pids      int64    `json:"pids,omitempty"`       // processes and threads
+	Timeout   Duration `json:"timeout,omitempty"`    // wall clock per exec
+	CPUTime   Duration `json:"cpu_time,omitempty"`   // CPU time per exec
+	MaxOutput Size     `json:"max_output,omitempty"` // per stream
+}
+
+// Policy is everything a sandbox is allowed to do.
+type Policy struct {
+	Name         string            `json:"name,omitempty"`
+	Seccomp      string            `json:"seccomp"`
+	SeccompAllow []string          `json:"seccomp_allow,omitempty"`
+	Filesystem   Filesystem        `json:"filesystem"`
+	Network      Network           `json:"network"`
+	Limits       Limits            `json:"limits"`
+	Env          map[string]string `json:"env,omitempty"`
+	InheritEnv   bool              `json:"inherit_env,omitempty"`
+	Workdir      string            `json:"workdir,omitempty"`
+	Hostname     string            `json:"hostname,omitempty"`
+	// BestEffort runs with a lower effective score when the backend cannot
+	// apply a requested layer, instead of refusing to run.
+	BestEffort bool `json:"best_effort,omitempty"`
+}
+
+// Defaults that apply when a policy leaves them unset.
+const (
+	DefaultTimeout   = 30 * time.Second
+	DefaultMaxOutput = Size(1 << 20)
+	DefaultHostname  = "kavach"
+)
+
+// Minimal is the least confined preset: no seccomp filter, the host's
+// system directories visible, network on, no limits but the timeout.
+func Minimal() Policy {
+	return Policy{
+		Name:    "minimal",
+		Seccomp: SeccompOff,
+		Network: Network{Mode: NetworkOn},
+		Limits:  Limits{Timeout: Duration(DefaultTimeout), MaxOutput: DefaultMaxOutput},
+		Workdir: WorkDir,
+	}
+}
+
+// Basic adds the seccomp deny-list and cuts the network.
+func Basic() Policy {
+	p := Minimal()
+	p.Name = "basic"
+	p.Seccomp = SeccompBasic
+	p.Network = Network{Mode: NetworkOff}
+	return p
+}
+
+// Strict is the default: seccomp allow-list, read-only root with writable
+// /tmp and work directory, no network, 512 MiB memory, one CPU, 64 pids.
+func Strict() Policy {
+	p := Basic()
+	p.Name = "strict"
+	p.Seccomp = SeccompStrict
+	p.Filesystem.ReadOnlyRoot = true
+	p.Limits.Memory = 512 << 20
+	p.Limits.CPUs = 1.0
+	p.Limits.Pids = 64
+	return p
+}
+
+// Presets lists the preset names in increasing strength.
+var Presets = []string{"minimal", "basic", "strict"}
+
+// ErrUnknownPreset is returned for a preset name that does not exist.
+var ErrUnknownPreset = errors.New("unknown policy preset")
+
+// Preset returns the preset with the given name (case-insensitive).
+func Preset(name string) (Policy, error) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "minimal":
+		return Minimal(), nil
+	case "basic":
+		return Basic(), nil
+	case "strict":
+		return Strict(), nil
+	}
+	return Policy{}, fmt.Errorf("%w %q (want one of %s)", ErrUnknownPreset, name, strings.Join(Presets, ", "))
+}
+
+// Clone returns a deep copy of p.
+func (p Policy) Clone() Policy {
+	q := p
+	q.SeccompAllow = slices.Clone(p.SeccompAllow)
+	q.Filesystem.Mounts = slices.Clone(p.Filesystem.Mounts)
+	q.Network.Allow = slices.Clone(p.Network.Allow)
+	if p.Env != nil {
+		q.Env = make(map[string]string, len(p.Env))
+		for k, v := range p.Env {
+			q.Env[k] = v
+		}
+	}
+	return q
+}
+
+// FieldError is a validation error that names the offending field.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid policy")
+
+func invalid(field, format string, a ...any) error {
+	return fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
+}
+
+// Validate checks that every value is possible. The error names the field.
+func (p *Policy) Validate() error {
+	if err := p.validateSeccomp(); err != nil {
+		return err
+	}
+	if err := p.validateFilesystem(); err != nil {
+		return err
+	}
+	if err := p.validateNetwork(); err != nil {
+		return err
+	}
+	if err := p.Limits.validate(); err != nil {
+		return err
+	}
+	return p.validateProcess()
+}
+
+func (p *Policy) validateSeccomp() error {
+	switch p.Seccomp {
+	case SeccompOff, SeccompBasic, SeccompStrict:
+		if len(p.SeccompAllow) > 0 {
+			return invalid("seccomp_allow", "only valid with seccomp %q", SeccompCustom)
+		}
+	case SeccompCustom:
+		if len(p.SeccompAllow) == 0 {
+			return invalid("seccomp_allow", "custom seccomp profile needs at least one system call")
+		}
+		for i, s := range p.SeccompAllow {
+			if s == "" || strings.ContainsAny(s, " \t/") {
+				return invalid(fmt.Sprintf("seccomp_allow[%d]", i), "invalid system call name %q", s)
+			}
+		}
+	default:
+		return invalid("seccomp", "unknown profile %q (want off, basic, strict or custom)", p.Seccomp)
+	}
+	return nil
+}
+
+func (p *Policy) validateFilesystem() error {
+	if p.Filesystem.TmpSize < 0 {
+		return invalid("filesystem.tmp_size", "must not be negative")
+	}
+	seen := map[string]int{}
+	for i, m := range p.Filesystem.Mounts {
+		f := fmt.Sprintf("filesystem.mounts[%d]", i)
+		if err := checkAbs(f+".source", m.Source); err != nil {
+			return err
+		}
+		if err := checkAbs(f+".dest", m.Dest); err != nil {
+			return err
+		}
+		if m.Mode != ReadOnly && m.Mode != ReadWrite {
+			return invalid(f+".mode", "must be \"ro\" or \"rw\", not %q", m.Mode)
+		}
+		d := path.Clean(m.Dest)
+		if d == "/" || d == "/proc" || d == "/dev" {
+			return invalid(f+".dest", "cannot mount over %s", d)
+		}
+		if j, dup := seen[d]; dup {
+			return invalid(f+".dest", "duplicate path %s (also filesystem.mounts[%d])", d, j)
+		}
+		seen[d] = i
+	}
+	return nil
+}
+
+func checkAbs(field, p string) error {
+	if p == "" {
+		return invalid(field, "must not be empty")
+	}
+	if !path.IsAbs(p) {
+		return invalid(field, "must be an absolute path, not %q", p)
+	}
+	if strings.ContainsRune(p, 0) {
+		return invalid(field, "contains a NUL byte")
+	}
+	return nil
+}
+
+func (p *Policy) validateNetwork() error {
+	switch p.Network.Mode {
+	case NetworkOff, NetworkOn:
+		if len(p.Network.Allow) > 0 {
+			return invalid("network.allow", "only valid with network mode %q", NetworkAllowlist)
+		}
+	case NetworkAllowlist:
+		if len(p.Network.Allow) == 0 {
+			return invalid("network.allow", "allowlist mode needs at least one host")
+		}
+		seen := map[string]bool{}
+		for i, h := range p.Network.Allow {
+			if h == "" || strings.ContainsAny(h, " /@") {
+				return invalid(fmt.Sprintf("network.allow[%d]", i), "invalid host %q", h)
+			}
+			if seen[strings.ToLower(h)] {
+				return invalid(fmt.Sprintf("network.allow[%d]", i), "duplicate host %q", h)
+			}
+			seen[strings.ToLower(h)] = true
+		}
+	default:
+		return invalid("network.mode", "unknown mode %q (want off, on or allowlist)", p.Network.Mode)
+	}
+	return nil
+}
+
+func (l *Limits) validate() error {
+	switch {
+	case l.Memory < 0:
+		return invalid("limits.memory", "must not be negative")
+	case l.Memory != 0 && l.Memory < 1<<20:
+		return invalid("limits.memory", "%d bytes is too small (at least 1M)", l.Memory)
+	case l.CPUs < 0:
+		return invalid("limits.cpus", "must be positive")
+	case l.Pids < 0:
+		return invalid("limits.pids", "must be positive")
+	case l.Timeout < 0:
+		return invalid("limits.timeout", "must not be negative")
+	case l.CPUTime < 0:
+		return invalid("limits.cpu_time", "must not be negative")
+	case l.MaxOutput < 0:
+		return invalid("limits.max_output", "must not be negative")
+	}
+	return nil
+}
+
+func (p *Policy) validateProcess() error {
+	if p.Workdir != "" {
+		if err := checkAbs("workdir", p.Workdir); err != nil {
+			return err
+		}
+	}
+	if len(p.Hostname) > 64 || strings.ContainsAny(p.Hostname, " /\x00") {
+		return invalid("hostname", "invalid hostname %q", p.Hostname)
+	}
+	for k := range p.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return invalid("env", "invalid variable name %q", k)
+		}
+	}
+	return nil
+}
+
+// HasLimits reports whether the policy asks for the limits that earn the
+// resource-limit score modifier: a memory or CPU limit, and a pids limit.
+func (p *Policy) HasLimits() bool {
+	return (p.Limits.Memory > 0 || p.Limits.CPUs > 0) && p.Limits.Pids > 0
+}
+
+// EffectiveTimeout is the wall-clock timeout, with the default applied.
+func (p *Policy) EffectiveTimeout() time.Duration {
+	if p.Limits.Timeout > 0 {
+		return time.Duration(p.Limits.Timeout)
+	}
+	return DefaultTimeout
+}
+
+// EffectiveMaxOutput is the per-stream output cap, with the default applied.
+func (p *Policy) EffectiveMaxOutput() int64 {
+	if p.Limits.MaxOutput > 0 {
+		return int64(p.Limits.MaxOutput)
+	}
+	return int64(DefaultMaxOutput)
+}

@@ -1,0 +1,65 @@
+package kavach
+
+import (
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+// Status is how an exec ended: exited, signaled, timeout, oom, blocked or error.
+type Status = backend.Status
+
+// Statuses (SPEC §6).
+const (
+	StatusExited   = backend.StatusExited
+	StatusSignaled = backend.StatusSignaled
+	StatusTimeout  = backend.StatusTimeout
+	StatusOOM      = backend.StatusOOM
+	StatusBlocked  = backend.StatusBlocked
+	StatusError    = backend.StatusError
+)
+
+// Result is the structured outcome of one exec (SPEC §6).
+type Result struct {
+	ID              string      `json:"id"`
+	Backend         string      `json:"backend"`
+	Status          Status      `json:"status"`
+	ExitCode        int         `json:"exit_code"`
+	Signal          int         `json:"signal"`
+	TimedOut        bool        `json:"timed_out"`
+	OOMKilled       bool        `json:"oom_killed"`
+	Stdout          string      `json:"stdout"`
+	Stderr          string      `json:"stderr"`
+	StdoutTruncated bool        `json:"stdout_truncated"`
+	StderrTruncated bool        `json:"stderr_truncated"`
+	DurationMS      float64     `json:"duration_ms"`
+	CPUMS           float64     `json:"cpu_ms"`
+	MaxRSSKB        int64       `json:"max_rss_kb"`
+	Score           score.Score `json:"score"`
+	Gate            GateResult  `json:"gate"`
+	// Error explains StatusError, e.g. "command not found".
+	Error string `json:"error,omitempty"`
+}
+
+// GateResult is the externalization gate's verdict on an exec's output.
+type GateResult struct {
+	Verdict      string `json:"verdict"`
+	Findings     []any  `json:"findings"`
+	QuarantineID string `json:"quarantine_id,omitempty"`
+}
+
+// ExitStatus maps a result to the exit status of `kavach run` (SPEC §7):
+// the command's own code, 124 on timeout, 123 when the gate withheld the
+// output, 128+N when killed by signal N (OOM: 137).
+func (r *Result) ExitStatus() int {
+	switch {
+	case r.Gate.Verdict == "block" || r.Gate.Verdict == "quarantine":
+		return 123
+	case r.TimedOut:
+		return 124
+	case r.Status == StatusOOM:
+		return 137
+	case r.Signal > 0:
+		return 128 + r.Signal
+	}
+	return r.ExitCode
+}

@@ -1,0 +1,258 @@
+package kavach
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/lifecycle"
+	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+// Sandbox is one isolated environment. It is safe for concurrent use.
+type Sandbox struct {
+	id     string
+	cfg    Config
+	driver backend.Driver
+	inst   backend.Instance
+	score  score.Score
+	fsm    lifecycle.FSM
+	hooks  lifecycle.Dispatcher
+}
+
+// New creates a sandbox in the created state. It refuses with an error
+// wrapping ErrUnavailable, ErrLayerUnavailable or ErrScoreTooLow when the
+// backend cannot run here, cannot apply the policy, or would score below
+// Config.MinScore.
+func New(ctx context.Context, cfg Config) (*Sandbox, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d, err := backend.Resolve(ctx, cfg.Backend, &cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	info := d.Info()
+	if a := d.Probe(ctx); !a.Available {
+		return nil, fmt.Errorf("%w: %s: %s", ErrUnavailable, info.Name, a.Reason)
+	}
+	if decl := score.Declared(info.ScoreBackend(), &cfg.Policy, d.Capabilities()); decl.Value < cfg.MinScore {
+		return nil, fmt.Errorf("%w: %s scores %s, minimum is %d", ErrScoreTooLow, info.Name, decl, cfg.MinScore)
+	}
+	s := &Sandbox{id: newID(), cfg: cfg, driver: d}
+	s.hooks.Timeout = cfg.HookTimeout
+	for _, h := range cfg.Hooks {
+		s.hooks.Add(h)
+	}
+	spec := &backend.Spec{ID: s.id, Policy: cfg.Policy, Env: baseEnv(&cfg.Policy), BestEffort: cfg.Policy.BestEffort}
+	inst, err := d.Create(ctx, spec)
+	if err != nil {
+		return nil, wrapf(err, "create %s sandbox", info.Name)
+	}
+	s.inst = inst
+	if err := s.checkEnforcement(); err != nil {
+		_ = inst.Destroy(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	s.emit(lifecycle.Event{Type: lifecycle.EventTransition, To: lifecycle.Created.String(),
+		Details: map[string]any{"score": s.score.String(), "policy": cfg.Policy.Name}})
+	return s, nil
+}
+
+// checkEnforcement computes the effective score from what the backend
+// applied and refuses lost layers (unless best-effort) and low scores.
+func (s *Sandbox) checkEnforcement() error {
+	enf := s.inst.Enforcement()
+	asked := score.Asked(&s.cfg.Policy)
+	s.score = score.Compute(s.driver.Info().ScoreBackend(), asked, enf.Layers, enf.Lost)
+	if lost := lostLayers(s.score, asked); len(lost) > 0 && !s.cfg.Policy.BestEffort && s.driver.Info().Name != backend.Noop {
+		return fmt.Errorf("%w on %s: %s (set best_effort to run with a lower score)",
+			ErrLayerUnavailable, s.driver.Info().Name, strings.Join(lost, "; "))
+	}
+	if s.score.Value < s.cfg.MinScore {
+		return fmt.Errorf("%w: effective score %s, minimum is %d", ErrScoreTooLow, s.score, s.cfg.MinScore)
+	}
+	return nil
+}
+
+// lostLayers lists the asked modifiers that were not applied, with reasons.
+func lostLayers(sc score.Score, asked score.Layers) []string {
+	var out []string
+	for _, m := range sc.Modifiers {
+		if m.Points > 0 && !m.Applied && strings.HasPrefix(m.Reason, "requested") {
+			out = append(out, m.Name+": "+m.Reason)
+		}
+	}
+	return out
+}
+
+// baseEnv is the environment every exec starts from: a sane PATH, HOME and
+// LANG, the host environment only when the policy asks, then policy.Env.
+func baseEnv(p *policy.Policy) []string {
+	m := map[string]string{
+		"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME": workdirOf(p),
+		"LANG": "C.UTF-8",
+	}
+	if p.InheritEnv {
+		for _, kv := range os.Environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				m[k] = v
+			}
+		}
+	}
+	for k, v := range p.Env {
+		m[k] = v
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	env := make([]string, len(keys))
+	for i, k := range keys {
+		env[i] = k + "=" + m[k]
+	}
+	return env
+}
+
+func workdirOf(p *policy.Policy) string {
+	if p.Workdir != "" {
+		return p.Workdir
+	}
+	return policy.WorkDir
+}
+
+// ID returns the sandbox id.
+func (s *Sandbox) ID() string { return s.id }
+
+// Backend returns the backend the sandbox runs on.
+func (s *Sandbox) Backend() backend.Name { return s.driver.Info().Name }
+
+// State returns the lifecycle state.
+func (s *Sandbox) State() lifecycle.State { return s.fsm.State() }
+
+// Score returns the effective strength score.
+func (s *Sandbox) Score() score.Score { return s.score }
+
+// Enforcement returns what the backend applied.
+func (s *Sandbox) Enforcement() backend.Enforcement { return s.inst.Enforcement() }
+
+// Start moves the sandbox to running.
+func (s *Sandbox) Start(ctx context.Context) error { return s.transition(ctx, lifecycle.Running, nil) }
+
+// Pause freezes every process in the sandbox.
+func (s *Sandbox) Pause(ctx context.Context) error {
+	return s.transition(ctx, lifecycle.Paused, func(lifecycle.State) error { return s.inst.Pause(ctx) })
+}
+
+// Resume thaws a paused sandbox.
+func (s *Sandbox) Resume(ctx context.Context) error {
+	return s.transition(ctx, lifecycle.Running, func(from lifecycle.State) error {
+		if from != lifecycle.Paused {
+			return nil
+		}
+		return s.inst.Resume(ctx)
+	})
+}
+
+// Stop ends the sandbox's activity; only Destroy is possible afterwards.
+func (s *Sandbox) Stop(ctx context.Context) error {
+	return s.transition(ctx, lifecycle.Stopped, func(from lifecycle.State) error {
+		if from == lifecycle.Paused {
+			return s.inst.Resume(ctx) // thaw so that pending execs can be killed and reaped
+		}
+		return nil
+	})
+}
+
+// Destroy releases everything the sandbox holds. It is safe to call more
+// than once; later calls return nil.
+func (s *Sandbox) Destroy(ctx context.Context) error {
+	if s.fsm.State() == lifecycle.Destroyed {
+		return nil
+	}
+	return s.transition(ctx, lifecycle.Destroyed, func(lifecycle.State) error { return s.inst.Destroy(ctx) })
+}
+
+func (s *Sandbox) transition(ctx context.Context, to lifecycle.State, do func(lifecycle.State) error) error {
+	from, err := s.fsm.Transition(to, do)
+	if err != nil {
+		s.emit(lifecycle.Event{Type: lifecycle.EventError, From: from.String(), To: to.String(),
+			Details: map[string]any{"error": err.Error()}})
+		return wrapf(err, "sandbox %s", s.id)
+	}
+	s.emit(lifecycle.Event{Type: lifecycle.EventTransition, From: from.String(), To: to.String()})
+	return nil
+}
+
+func (s *Sandbox) emit(e lifecycle.Event) {
+	e.SandboxID, e.Backend = s.id, string(s.driver.Info().Name)
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	s.hooks.Emit(e)
+	globalHooks.Emit(e)
+}
+
+// ExecOption adjusts one exec.
+type ExecOption func(*backend.ExecRequest)
+
+// WithStdin gives the command this standard input (default: empty).
+func WithStdin(r io.Reader) ExecOption { return func(q *backend.ExecRequest) { q.Stdin = r } }
+
+// WithEnv adds "K=V" entries to the command's environment.
+func WithEnv(kv ...string) ExecOption {
+	return func(q *backend.ExecRequest) { q.Env = append(q.Env, kv...) }
+}
+
+// WithWorkdir runs the command in another directory of the sandbox.
+func WithWorkdir(dir string) ExecOption { return func(q *backend.ExecRequest) { q.Workdir = dir } }
+
+// WithTimeout overrides the policy's wall-clock timeout for one exec.
+func WithTimeout(d time.Duration) ExecOption { return func(q *backend.ExecRequest) { q.Timeout = d } }
+
+// Exec runs a command in a running sandbox and returns its result. The argv
+// is passed as given; use "sh", "-c", "..." for shell syntax.
+func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (*Result, error) {
+	if err := s.fsm.Expect(lifecycle.Running); err != nil {
+		return nil, wrapf(err, "exec in sandbox %s", s.id)
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, fmt.Errorf("%w: exec: empty command", ErrConfig)
+	}
+	p := &s.cfg.Policy
+	req := &backend.ExecRequest{Argv: argv, Timeout: p.EffectiveTimeout(), MaxOutput: p.EffectiveMaxOutput(), Workdir: workdirOf(p)}
+	for _, o := range opts {
+		o(req)
+	}
+	s.emit(lifecycle.Event{Type: lifecycle.EventExecStart, Details: map[string]any{"argv": argv}})
+	out, err := s.inst.Exec(ctx, req)
+	if err != nil {
+		s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"argv": argv, "error": err.Error()}})
+		return nil, wrapf(err, "exec in sandbox %s", s.id)
+	}
+	res := s.result(out)
+	s.emit(lifecycle.Event{Type: lifecycle.EventExecEnd, Details: map[string]any{
+		"argv": argv, "status": string(res.Status), "exit_code": res.ExitCode, "score": res.Score.String(),
+		"duration_ms": res.DurationMS,
+	}})
+	return res, nil
+}
+
+func (s *Sandbox) result(o *backend.ExecOutput) *Result {
+	return &Result{
+		ID: s.id, Backend: string(s.driver.Info().Name), Status: o.Status, ExitCode: o.ExitCode, Signal: o.Signal,
+		TimedOut: o.Status == StatusTimeout, OOMKilled: o.Status == StatusOOM,
+		Stdout: string(o.Stdout), Stderr: string(o.Stderr),
+		StdoutTruncated: o.StdoutTruncated, StderrTruncated: o.StderrTruncated,
+		DurationMS: elapsedMS(o.Duration), CPUMS: elapsedMS(o.CPUTime), MaxRSSKB: o.MaxRSSKB,
+		Score: s.score, Gate: GateResult{Verdict: "skipped", Findings: []any{}}, Error: o.Error,
+	}
+}
