@@ -3,10 +3,12 @@ package kavach
 import (
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/backend/noop"
+	"github.com/kavach-sandbox/kavach/backend/process"
 )
 
 // The backends built into kavach. A backend not registered here reports
 // "not implemented yet" as its unavailability reason.
 func init() {
 	backend.Register(noop.New())
+	backend.Register(process.New())
 }

@@ -1,0 +1,122 @@
+// Package process is kavach's default backend: the payload runs as PID 1 of
+// its own pid, mount, network, uts, ipc and cgroup namespaces (and a user
+// namespace when kavach is not root), in a fresh tmpfs root that holds only
+// read-only binds of the host's system directories, behind Landlock and a
+// seccomp-bpf filter, as an unprivileged user with no capabilities, in a
+// cgroup that carries its limits.
+//
+// Each Exec starts a sandbox init by re-executing the current binary (see
+// kavach.Init), sends it the configuration over a pipe, and the init builds
+// the sandbox from inside and execs the payload. The sandbox's /work
+// directory persists between the execs of one sandbox.
+package process
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/cgroup"
+	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+// Driver is the process backend.
+type Driver struct {
+	once  sync.Once
+	avail backend.Availability
+}
+
+// New returns the process backend driver.
+func New() *Driver { return &Driver{} }
+
+// Info describes the backend.
+func (d *Driver) Info() backend.Info {
+	i, _ := backend.InfoOf(backend.Process)
+	return i
+}
+
+// Probe checks the host's namespace support and then starts one real
+// sandbox running /bin/true. The answer is cached for the process.
+func (d *Driver) Probe(ctx context.Context) backend.Availability {
+	d.once.Do(func() { d.avail = probe(ctx) })
+	return d.avail
+}
+
+func probe(ctx context.Context) backend.Availability {
+	if reason := namespaceProblem(); reason != "" {
+		return backend.Availability{Reason: reason}
+	}
+	p := policy.Minimal()
+	p.Network.Mode = policy.NetworkOff
+	inst, err := newInstance(ctx, &backend.Spec{ID: "probe-" + strconv.Itoa(os.Getpid()), Policy: p, BestEffort: true})
+	if err != nil {
+		return backend.Availability{Reason: "cannot create a sandbox: " + err.Error()}
+	}
+	defer inst.Destroy(context.WithoutCancel(ctx))
+	out, err := inst.Exec(ctx, &backend.ExecRequest{Argv: []string{"/bin/true"}, MaxOutput: 4096})
+	if err != nil {
+		return backend.Availability{Reason: "cannot start a sandbox: " + err.Error()}
+	}
+	if out.Status != backend.StatusExited || out.ExitCode != 0 {
+		return backend.Availability{Reason: fmt.Sprintf("probe sandbox failed: %s %d %s", out.Status, out.ExitCode, strings.TrimSpace(out.Error+" "+string(out.Stderr)))}
+	}
+	mode := "as root"
+	if os.Geteuid() != 0 {
+		mode = "rootless (user namespace)"
+	}
+	return backend.Availability{Available: true, Reason: "namespaces, seccomp, Landlock, cgroups " + cgroupVersion() + "; " + mode}
+}
+
+// namespaceProblem explains why this host cannot create the namespaces the
+// backend needs, or returns "".
+func namespaceProblem() string {
+	if _, err := os.Stat("/proc/self/ns/pid"); err != nil {
+		return "namespaces are not available: " + err.Error()
+	}
+	if os.Geteuid() == 0 {
+		return ""
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0)"
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return "user namespaces are disabled (sysctl user.max_user_namespaces=0)"
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); err == nil && strings.TrimSpace(string(b)) == "1" {
+		return "AppArmor restricts unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=1)"
+	}
+	return ""
+}
+
+func cgroupVersion() string {
+	s := cgroup.Detect()
+	if s.Version == 0 {
+		return "unavailable"
+	}
+	return "v" + strconv.Itoa(s.Version)
+}
+
+// Capabilities reports the layers the backend can enforce on this host.
+func (d *Driver) Capabilities() score.Layers {
+	s := cgroup.Detect()
+	return score.Layers{
+		Seccomp:          policy.SeccompCustom,
+		Filesystem:       true,
+		NetworkOff:       true,
+		NetworkAllowlist: false, // needs the egress bridge
+		Limits:           s.Memory && s.Pids,
+	}
+}
+
+// Create prepares a sandbox: its state directory, work directory and cgroup.
+func (d *Driver) Create(ctx context.Context, spec *backend.Spec) (backend.Instance, error) {
+	if a := d.Probe(ctx); !a.Available {
+		return nil, fmt.Errorf("%w: process: %s", backend.ErrUnavailable, a.Reason)
+	}
+	return newInstance(ctx, spec)
+}

@@ -1,0 +1,65 @@
+package process
+
+// initConfig is what the parent sends to the sandbox init over fd 3, as
+// JSON. It holds no secrets: secret values travel through their own pipes.
+type initConfig struct {
+	Argv     []string `json:"argv"`
+	Env      []string `json:"env"`
+	Cwd      string   `json:"cwd"`
+	Hostname string   `json:"hostname"`
+
+	// Root is the host directory that becomes the new root (a tmpfs is
+	// mounted on it inside the sandbox's mount namespace).
+	Root         string      `json:"root"`
+	WorkDir      string      `json:"work_dir"` // host directory bound at /work
+	ReadOnlyRoot bool        `json:"read_only_root"`
+	Mounts       []bindMount `json:"mounts,omitempty"`
+	TmpSize      int64       `json:"tmp_size"`
+	ResolvConf   bool        `json:"resolv_conf"` // copy the host's resolv.conf (network on)
+
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+
+	Landlock bool   `json:"landlock"` // filesystem rules (read-only root)
+	Seccomp  []byte `json:"seccomp,omitempty"`
+
+	Rlimits rlimits `json:"rlimits"`
+
+	// Files maps fd numbers of the payload to fds the init inherited.
+	Files map[int]int `json:"files,omitempty"`
+}
+
+type bindMount struct {
+	Source string `json:"source"`
+	Dest   string `json:"dest"`
+	RW     bool   `json:"rw"`
+}
+
+type rlimits struct {
+	CPUSeconds uint64 `json:"cpu_seconds,omitempty"`
+	FileSize   uint64 `json:"file_size,omitempty"`
+	NoFile     uint64 `json:"nofile,omitempty"`
+}
+
+// initReport is written by the init to fd 4 just before execve (stage
+// "ready") or when setup fails. A successful execve closes fd 4.
+type initReport struct {
+	Stage       string `json:"stage"`
+	Error       string `json:"error,omitempty"`
+	Errno       int    `json:"errno,omitempty"`
+	LandlockABI int    `json:"landlock_abi,omitempty"`
+	Seccomp     bool   `json:"seccomp,omitempty"`
+}
+
+// Fixed descriptor numbers in the init.
+const (
+	fdConfig = 3
+	fdReport = 4
+	fdFirst  = 5 // first inherited payload file
+)
+
+// The unprivileged identity the payload runs as.
+const (
+	sandboxUID = 65534
+	sandboxGID = 65534
+)

@@ -1,0 +1,256 @@
+package process
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// systemDirs are the host directories the sandbox sees, read-only. On
+// merged-/usr systems most are symlinks, which are recreated as such.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"}
+
+// etcBinds are host files and directories under /etc that ordinary
+// programs need (dynamic linker, TLS roots, Debian alternatives).
+var etcBinds = []string{
+	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ssl", "/etc/ca-certificates",
+	"/etc/alternatives", "/etc/localtime", "/etc/protocols", "/etc/services", "/etc/mime.types",
+}
+
+// devNodes are bound from the host into the sandbox's /dev.
+var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+const (
+	bindFlags = unix.MS_BIND | unix.MS_REC
+	safeFlags = unix.MS_NOSUID | unix.MS_NODEV
+)
+
+// buildRoot assembles the sandbox's file system on a fresh tmpfs and
+// pivots into it. Nothing of the host is visible afterwards but what is
+// bound here.
+func buildRoot(c *initConfig) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	r := c.Root
+	if err := unix.Mount("tmpfs", r, "tmpfs", safeFlags, "mode=0755,size=16m"); err != nil {
+		return fmt.Errorf("root tmpfs: %w", err)
+	}
+	steps := []func(string, *initConfig) error{bindSystem, makeEtc, makeDev, makeTmp, bindWork, bindPolicyMounts}
+	for _, step := range steps {
+		if err := step(r, c); err != nil {
+			return err
+		}
+	}
+	if err := pivot(r); err != nil {
+		return err
+	}
+	if c.ReadOnlyRoot {
+		if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|safeFlags, ""); err != nil {
+			return fmt.Errorf("read-only root: %w", err)
+		}
+	}
+	return nil
+}
+
+func bindSystem(r string, _ *initConfig) error {
+	for _, d := range systemDirs {
+		st, err := os.Lstat(d)
+		if err != nil {
+			continue
+		}
+		if st.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(d)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, r+d); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := bindRO(d, r+d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func makeEtc(r string, c *initConfig) error {
+	etc := r + "/etc"
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"passwd":        "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:65534:65534:kavach sandbox:/work:/bin/sh\n",
+		"group":         "root:x:0:\nsandbox:x:65534:\n",
+		"hosts":         "127.0.0.1\tlocalhost " + c.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		"hostname":      c.Hostname + "\n",
+		"nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
+		"resolv.conf":   "",
+	}
+	if c.ResolvConf {
+		if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+			files["resolv.conf"] = string(b)
+		}
+	}
+	for name, content := range files {
+		if err := os.WriteFile(etc+"/"+name, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, src := range etcBinds {
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		if err := bindRO(src, r+src); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func makeDev(r string, _ *initConfig) error {
+	dev := r + "/dev"
+	if err := os.Mkdir(dev, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k"); err != nil {
+		return fmt.Errorf("/dev tmpfs: %w", err)
+	}
+	for _, n := range devNodes {
+		if err := bindFile("/dev/"+n, dev+"/"+n, unix.MS_NOSUID|unix.MS_NOEXEC); err != nil {
+			return err
+		}
+	}
+	for name, target := range map[string]string{
+		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+		"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx", "core": "/proc/kcore",
+	} {
+		if err := os.Symlink(target, dev+"/"+name); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dev+"/shm", 0o1777); err != nil {
+		return err
+	}
+	return unix.Mount("tmpfs", dev+"/shm", "tmpfs", safeFlags|unix.MS_NOEXEC, "mode=1777,size=64m")
+}
+
+func makeTmp(r string, c *initConfig) error {
+	if err := os.Mkdir(r+"/tmp", 0o1777); err != nil {
+		return err
+	}
+	return unix.Mount("tmpfs", r+"/tmp", "tmpfs", safeFlags, fmt.Sprintf("mode=1777,size=%d", c.TmpSize))
+}
+
+func bindWork(r string, c *initConfig) error {
+	if err := os.MkdirAll(r+"/work", 0o755); err != nil {
+		return err
+	}
+	return bind(c.WorkDir, r+"/work", true)
+}
+
+func bindPolicyMounts(r string, c *initConfig) error {
+	for _, m := range c.Mounts {
+		if err := bind(m.Source, filepath.Join(r, m.Dest), m.RW); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bind binds a host file or directory at dst (created as needed), with
+// nosuid and nodev, read-only unless rw.
+func bind(src, dst string, rw bool) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	if st.IsDir() {
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return err
+		}
+	} else if err := touch(dst); err != nil {
+		return err
+	}
+	if err := unix.Mount(src, dst, "", bindFlags, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	flags := uintptr(safeFlags)
+	if !rw {
+		flags |= unix.MS_RDONLY
+	}
+	return remount(dst, flags)
+}
+
+func bindRO(src, dst string) error { return bind(src, dst, false) }
+
+func bindFile(src, dst string, flags uintptr) error {
+	if err := touch(dst); err != nil {
+		return err
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	return remount(dst, flags)
+}
+
+// remount applies per-mount flags to a bind mount, keeping the flags the
+// kernel locks on mounts inherited from a more privileged namespace.
+func remount(dst string, flags uintptr) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dst, &st); err == nil {
+		for _, f := range []struct{ st, ms uintptr }{
+			{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
+			{unix.ST_NOATIME, unix.MS_NOATIME}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME}, {unix.ST_RELATIME, unix.MS_RELATIME},
+		} {
+			if uintptr(st.Flags)&f.st != 0 {
+				flags |= f.ms
+			}
+		}
+	}
+	if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|flags, ""); err != nil {
+		return fmt.Errorf("remount %s: %w", dst, err)
+	}
+	return nil
+}
+
+func touch(p string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// pivot makes r the root, mounts a fresh /proc for the new pid namespace
+// (before the old root goes: the kernel wants a visible proc to allow it)
+// and detaches the old root.
+func pivot(r string) error {
+	old := r + "/.oldroot"
+	if err := os.Mkdir(old, 0o700); err != nil {
+		return err
+	}
+	if err := os.Mkdir(r+"/proc", 0o555); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(r, old); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", "/proc", "proc", safeFlags|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	if err := unix.Unmount("/.oldroot", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return os.Remove("/.oldroot")
+}
