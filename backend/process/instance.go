@@ -284,4 +284,3 @@ func procStart(pid int) string {
 	}
 	return ""
 }
-
