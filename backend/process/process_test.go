@@ -1,0 +1,474 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/reexec"
+	"github.com/kavach-sandbox/kavach/policy"
+)
+
+func TestMain(m *testing.M) {
+	if reexec.Run() {
+		return
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := leaks(); err != nil {
+			fmt.Fprintln(os.Stderr, "leak check:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leaks reports state directories, cgroups or child processes that the
+// tests left behind.
+func leaks() error {
+	tag := ownerTag() + "-"
+	if entries, _ := os.ReadDir(stateBase()); len(entries) > 0 {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), tag) {
+				return fmt.Errorf("state directory left: %s", e.Name())
+			}
+		}
+	}
+	for _, ctrl := range []string{"memory", "pids", "freezer", "cpu", "unified"} {
+		entries, _ := os.ReadDir("/sys/fs/cgroup/" + ctrl + "/kavach")
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), strconv.Itoa(os.Getpid())+".") {
+				return fmt.Errorf("cgroup left: %s/kavach/%s", ctrl, e.Name())
+			}
+		}
+	}
+	if kids := children(os.Getpid()); len(kids) > 0 {
+		return fmt.Errorf("child processes left: %v", kids)
+	}
+	return nil
+}
+
+// children lists the pids whose parent is pid.
+func children(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) && f[0] != "Z" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newSandbox(t *testing.T, p policy.Policy) backend.Instance {
+	t.Helper()
+	d := New()
+	if a := d.Probe(context.Background()); !a.Available {
+		t.Skipf("process backend unavailable: %s", a.Reason)
+	}
+	spec := &backend.Spec{ID: "t-" + strings.ReplaceAll(t.Name(), "/", "-"), Policy: p,
+		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8"}}
+	inst, err := d.Create(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := inst.Destroy(context.Background()); err != nil {
+			t.Errorf("destroy: %v", err)
+		}
+	})
+	return inst
+}
+
+func execIn(t *testing.T, inst backend.Instance, argv ...string) *backend.ExecOutput {
+	t.Helper()
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{Argv: argv, Timeout: 20 * time.Second, MaxOutput: 1 << 20})
+	if err != nil {
+		t.Fatalf("exec %q: %v", argv, err)
+	}
+	return out
+}
+
+func run(t *testing.T, p policy.Policy, script string) *backend.ExecOutput {
+	t.Helper()
+	return execIn(t, newSandbox(t, p), "sh", "-c", script)
+}
+
+func mustExit(t *testing.T, out *backend.ExecOutput, code int) {
+	t.Helper()
+	if out.Status != backend.StatusExited || out.ExitCode != code {
+		t.Fatalf("status %s exit %d (want exited %d); error %q\nstdout: %s\nstderr: %s",
+			out.Status, out.ExitCode, code, out.Error, out.Stdout, out.Stderr)
+	}
+}
+
+func TestNormalPrograms(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	cases := []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"sh", "-c", "echo hello | cat"}, "hello\n"},
+		{[]string{"python3", "-c", "import subprocess,socket,threading,json,ssl; print(subprocess.run(['echo','sub'],capture_output=True).stdout.decode().strip())"}, "sub\n"},
+		{[]string{"perl", "-e", "my $p = fork(); if ($p == 0) { exit 7 } waitpid($p, 0); print $? >> 8, qq(\\n)"}, "7\n"},
+		{[]string{"sh", "-c", "mkdir d && touch d/f && cp d/f d/g && ls d | sort | tr '\\n' ' ' && wc -c < /etc/passwd >/dev/null"}, "f g "},
+		{[]string{"pwd"}, "/work\n"},
+		{[]string{"id", "-u"}, strconv.Itoa(sandboxUID) + "\n"},
+	}
+	for _, c := range cases {
+		out := execIn(t, inst, c.argv...)
+		mustExit(t, out, 0)
+		if string(out.Stdout) != c.want {
+			t.Errorf("%q: stdout %q, want %q (stderr %q)", c.argv, out.Stdout, c.want, out.Stderr)
+		}
+	}
+}
+
+func TestExitCodesAndErrors(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	mustExit(t, execIn(t, inst, "sh", "-c", "exit 42"), 42)
+	out := execIn(t, inst, "no-such-command")
+	if out.Status != backend.StatusError || out.ExitCode != 127 {
+		t.Errorf("missing command: %s %d, want error 127", out.Status, out.ExitCode)
+	}
+	out = execIn(t, inst, "/etc/passwd")
+	if out.Status != backend.StatusError || out.ExitCode != 126 {
+		t.Errorf("non-executable: %s %d, want error 126", out.Status, out.ExitCode)
+	}
+	out = execIn(t, inst, "sh", "-c", "kill -USR1 $$; sleep 1")
+	if out.Status != backend.StatusSignaled && out.Status != backend.StatusExited {
+		t.Errorf("self-signal: %s", out.Status)
+	}
+}
+
+func TestStdinEnvWorkdir(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{
+		Argv: []string{"sh", "-c", "cat; echo \"$FOO\"; pwd"}, Stdin: strings.NewReader("in\n"),
+		Env: []string{"FOO=bar"}, Workdir: "/tmp", MaxOutput: 1024, Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExit(t, out, 0)
+	if got := string(out.Stdout); got != "in\nbar\n/tmp\n" {
+		t.Fatalf("stdout %q", got)
+	}
+}
+
+func TestHostEnvironmentNotInherited(t *testing.T) {
+	t.Setenv("KAVACH_TEST_HOST_SECRET", "do-not-leak")
+	out := run(t, policy.Strict(), "env; cat /proc/1/environ")
+	mustExit(t, out, 0)
+	if strings.Contains(string(out.Stdout), "do-not-leak") {
+		t.Fatalf("host environment visible inside: %s", out.Stdout)
+	}
+}
+
+func TestWorkPersistsBetweenExecs(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	mustExit(t, execIn(t, inst, "sh", "-c", "echo kept > /work/state"), 0)
+	out := execIn(t, inst, "cat", "/work/state")
+	mustExit(t, out, 0)
+	if string(out.Stdout) != "kept\n" {
+		t.Fatalf("work dir not kept: %q", out.Stdout)
+	}
+}
+
+func TestHostFilesInvisible(t *testing.T) {
+	for _, dir := range []string{"/root", "/var/tmp", "/home"} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.CreateTemp(dir, "kavach-secret-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("host secret")
+		f.Close()
+		t.Cleanup(func() { os.Remove(f.Name()) })
+		for _, p := range []policy.Policy{policy.Minimal(), policy.Strict()} {
+			out := run(t, p, "cat "+f.Name()+" || ls "+dir)
+			if strings.Contains(string(out.Stdout), "host secret") || out.ExitCode == 0 {
+				t.Fatalf("%s: host file %s readable: %q %q", p.Name, f.Name(), out.Stdout, out.Stderr)
+			}
+		}
+	}
+	out := run(t, policy.Strict(), "ls / | tr '\\n' ' '")
+	for _, hidden := range []string{"home", "root", "run", "var", "mnt", "boot"} {
+		if strings.Contains(" "+string(out.Stdout), " "+hidden+" ") {
+			t.Errorf("/%s visible in sandbox root: %s", hidden, out.Stdout)
+		}
+	}
+}
+
+func TestReadOnlyRoot(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	for _, target := range []string{"/x", "/usr/x", "/etc/passwd", "/bin/sh"} {
+		out := execIn(t, inst, "sh", "-c", "echo pwned > "+target)
+		if out.ExitCode == 0 {
+			t.Errorf("wrote %s on the read-only root", target)
+		}
+	}
+	mustExit(t, execIn(t, inst, "sh", "-c", "echo ok > /tmp/x && echo ok > /work/x"), 0)
+}
+
+func TestEscapeThroughBoundDir(t *testing.T) {
+	host := t.TempDir()
+	if err := os.Symlink("/etc/shadow", filepath.Join(host, "link")); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(host, 0o755)
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/data", Mode: policy.ReadOnly}}
+	out := run(t, p, "cat /data/link; cat /data/../../etc/shadow; cat /work/../../../etc/shadow; ls /data/..")
+	if strings.Contains(string(out.Stdout), "root:") {
+		t.Fatalf("host /etc/shadow reached: %s", out.Stdout)
+	}
+	out = run(t, p, "echo x > /data/new")
+	if out.ExitCode == 0 {
+		t.Fatal("wrote into a read-only bind")
+	}
+}
+
+func TestReadWriteBindSharedWithHost(t *testing.T) {
+	host := t.TempDir()
+	if err := os.Chmod(host, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/out", Mode: policy.ReadWrite}}
+	mustExit(t, run(t, p, "echo from-sandbox > /out/result"), 0)
+	b, err := os.ReadFile(filepath.Join(host, "result"))
+	if err != nil || string(b) != "from-sandbox\n" {
+		t.Fatalf("host sees %q, %v", b, err)
+	}
+}
+
+func TestPrivilegedOperationsDenied(t *testing.T) {
+	py := func(code string) string { return "python3 -c '" + code + "'" }
+	sys := func(nr int, args string) string {
+		return py(fmt.Sprintf("import ctypes,os,sys; l=ctypes.CDLL(None,use_errno=True); r=l.syscall(%d%s); e=ctypes.get_errno(); sys.exit(0 if r!=-1 else (77 if e==1 else 78))", nr, args))
+	}
+	for _, p := range []policy.Policy{policy.Basic(), policy.Strict()} {
+		cases := map[string]string{
+			"mount":            "mount -t tmpfs none /tmp",
+			"unshare-user":     "unshare -U true",
+			"ptrace-traceme":   sys(101, ",0,0,0,0"),
+			"keyctl":           sys(250, ",1,0,0,0"),
+			"bpf":              sys(321, ",0,0,0"),
+			"io_uring_setup":   sys(425, ",1,0"),
+			"perf_event_open":  sys(298, ",0,0,-1,-1,0"),
+			"userfaultfd":      sys(323, ",0"),
+			"setns":            sys(308, ",0,0"),
+			"raw-socket":       py("import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)"),
+			"packet-socket":    py("import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)"),
+			"mptcp-socket":     py("import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)"),
+			"tiocsti":          py("import fcntl,termios,os; fd=os.open(\"/dev/tty\",os.O_RDWR) if False else 0; fcntl.ioctl(fd, termios.TIOCSTI, b\"x\")"),
+			"sethostname":      "hostname pwned",
+			"chroot":           py("import os; os.chroot(\"/tmp\")"),
+			"setuid-root":      py("import os; os.setuid(0)"),
+			"reboot":           sys(169, ",0xfee1dead,672274793,0x4321fedc,0"),
+			"init_module":      sys(175, ",0,0,0"),
+			"clock_settime":    "date -s @0",
+			"personality-32":   sys(135, ",0x0008"),
+			"read-kernel-logs": "dmesg",
+		}
+		inst := newSandbox(t, p)
+		for name, script := range cases {
+			out := execIn(t, inst, "sh", "-c", script)
+			if out.ExitCode == 78 {
+				t.Errorf("%s: %s failed, but not with EPERM", p.Name, name)
+			}
+			if out.Status == backend.StatusExited && out.ExitCode == 0 {
+				t.Errorf("%s: %s succeeded; stdout %q stderr %q", p.Name, name, out.Stdout, out.Stderr)
+			}
+		}
+	}
+	if h, _ := os.Hostname(); h == "pwned" {
+		t.Fatal("host hostname changed")
+	}
+}
+
+func TestNoCapabilitiesNoNewPrivs(t *testing.T) {
+	out := run(t, policy.Strict(), "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status")
+	mustExit(t, out, 0)
+	for _, line := range strings.Split(strings.TrimSpace(string(out.Stdout)), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch {
+		case strings.HasPrefix(k, "Cap") && v != "0000000000000000":
+			t.Errorf("%s = %s, want no capabilities", k, v)
+		case k == "NoNewPrivs" && v != "1":
+			t.Errorf("no_new_privs not set")
+		case k == "Seccomp" && v != "2":
+			t.Errorf("seccomp mode %s, want 2 (filter)", v)
+		}
+	}
+	out = run(t, policy.Strict(), "grep -c ' /usr .*nosuid' /proc/self/mountinfo")
+	mustExit(t, out, 0)
+}
+
+func TestHostProcessesInvisibleAndUnkillable(t *testing.T) {
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	pid := strconv.Itoa(sleeper.Process.Pid)
+	out := run(t, policy.Strict(), "ls /proc | grep -c '^[0-9]'; kill -9 "+pid+"; test -e /proc/"+pid)
+	if out.ExitCode == 0 {
+		t.Fatalf("host pid %s visible inside", pid)
+	}
+	if n, _ := strconv.Atoi(strings.TrimSpace(strings.Split(string(out.Stdout), "\n")[0])); n > 3 {
+		t.Errorf("sandbox sees %d processes", n)
+	}
+	if err := sleeper.Process.Signal(syscall0()); err != nil {
+		t.Fatalf("host process was killed from inside: %v", err)
+	}
+}
+
+func TestNetworkOff(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("host-listener"))
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	script := fmt.Sprintf("import socket; s=socket.create_connection((\"127.0.0.1\", %d), timeout=2); print(s.recv(100))", port)
+	out := execIn(t, newSandbox(t, policy.Strict()), "python3", "-c", script)
+	if out.ExitCode == 0 || strings.Contains(string(out.Stdout), "host-listener") {
+		t.Fatalf("reached the host's loopback listener: %q", out.Stdout)
+	}
+	out = execIn(t, newSandbox(t, policy.Strict()), "python3", "-c", "import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen(); print(\"lo ok\")")
+	mustExit(t, out, 0)
+}
+
+func TestTimeoutKillsTree(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{
+		Argv:    []string{"sh", "-c", "sleep 1000 & sleep 1000 & while :; do :; done"},
+		Timeout: 500 * time.Millisecond, MaxOutput: 1024,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != backend.StatusTimeout {
+		t.Fatalf("status %s, want timeout", out.Status)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if b, _ := exec.Command("pgrep", "-f", "sleep 1000").Output(); len(b) > 0 {
+		t.Fatalf("orphans survived the timeout: %s", b)
+	}
+}
+
+func TestMemoryLimitOOM(t *testing.T) {
+	p := policy.Strict()
+	p.Limits.Memory = 64 << 20
+	out := run(t, p, "python3 -c 'a = bytearray(400 << 20); print(len(a))'")
+	if out.Status != backend.StatusOOM || out.ExitCode != 137 {
+		t.Fatalf("status %s exit %d, want oom 137 (stderr %q)", out.Status, out.ExitCode, out.Stderr)
+	}
+}
+
+func TestForkBombHeldByPidsLimit(t *testing.T) {
+	p := policy.Strict()
+	p.Limits.Pids = 16
+	inst := newSandbox(t, p)
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{
+		Argv:    []string{"sh", "-c", "for i in $(seq 64); do sleep 2 & done 2>&1; echo spawned"},
+		Timeout: 10 * time.Second, MaxOutput: 1 << 16,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out.Stdout)+string(out.Stderr), "fork") {
+		t.Fatalf("pids limit did not stop forks: stdout %q stderr %q", out.Stdout, out.Stderr)
+	}
+}
+
+func TestHugeOutputIsCapped(t *testing.T) {
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	inst := newSandbox(t, policy.Strict())
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{
+		Argv: []string{"head", "-c", "1000000000", "/dev/zero"}, Timeout: 60 * time.Second, MaxOutput: 1 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExit(t, out, 0)
+	if len(out.Stdout) != 1<<20 || !out.StdoutTruncated || out.StderrTruncated {
+		t.Fatalf("stdout %d bytes truncated=%v", len(out.Stdout), out.StdoutTruncated)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 64<<20 {
+		t.Fatalf("kavach heap grew by %d MiB for 1 GB of output", grown>>20)
+	}
+}
+
+func TestPauseFreezesCounter(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	done := make(chan *backend.ExecOutput, 1)
+	go func() {
+		out, _ := inst.Exec(context.Background(), &backend.ExecRequest{
+			Argv:    []string{"sh", "-c", "i=0; while [ $i -lt 100000000 ]; do i=$((i+1)); echo $i >> /work/n; done"},
+			Timeout: 20 * time.Second, MaxOutput: 1024,
+		})
+		done <- out
+	}()
+	read := func() int64 { // the counter file only grows while the loop runs
+		st, err := os.Stat(filepath.Join(inst.(*instance).workDir, "n"))
+		if err != nil {
+			return 0
+		}
+		return st.Size()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := inst.Pause(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a := read()
+	time.Sleep(300 * time.Millisecond)
+	b := read()
+	if err := inst.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	c := read()
+	inst.Destroy(context.Background())
+	out := <-done
+	if a == 0 || a != b || b == c {
+		t.Fatalf("counter size while paused %d → %d, after resume %d (exec: %+v)", a, b, c, out)
+	}
+}
