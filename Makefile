@@ -1,0 +1,23 @@
+# kavach build targets. `make test` is what CI runs.
+GO ?= go
+PKGS := ./...
+
+.PHONY: build test bench vet fmt clean
+
+build:
+	$(GO) build -o bin/kavach ./cmd/kavach
+
+test:
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
+
+# Go benchmarks, then the side-by-side comparison with bare exec and peers.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./policy ./score ./lifecycle ./backend/process ./internal/seccomp
+	./bin/kavach bench
+
+clean:
+	rm -rf bin

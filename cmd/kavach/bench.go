@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kavach-sandbox/kavach"
+	"github.com/kavach-sandbox/kavach/policy"
+)
+
+func newBenchCmd() *cobra.Command {
+	var n, conc int
+	var dur time.Duration
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Compare sandbox start latency with bare exec and bubblewrap, in one interleaved run",
+		Long: `Runs /bin/true, interleaved, N times each way: bare fork/exec, kavach process
+backend with the strict policy (cold: create, exec, destroy), the same claimed
+from a warm pool, and bubblewrap (when installed). Prints medians and ratios,
+then sustained throughput at the given concurrency and kavach's memory per
+running sandbox. Absolute times on a busy machine are noisy: read the ratios.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd.Context(), cmd.OutOrStdout(), n, conc, dur)
+		},
+	}
+	cmd.Flags().IntVarP(&n, "n", "n", 200, "iterations per variant")
+	cmd.Flags().IntVar(&conc, "concurrency", 8, "concurrency of the throughput run")
+	cmd.Flags().DurationVar(&dur, "duration", 3*time.Second, "duration of the throughput run")
+	return cmd
+}
+
+type variant struct {
+	name string
+	run  func(context.Context) error
+	ns   []float64
+}
+
+func runBench(ctx context.Context, w io.Writer, n, conc int, dur time.Duration) error {
+	cfg, err := kavach.NewConfig().Policy(policy.Strict()).Build()
+	if err != nil {
+		return exitWith(exitKavachError, err)
+	}
+	pool, err := kavach.NewPool(ctx, cfg, 4)
+	if err != nil {
+		return exitWith(exitKavachError, err)
+	}
+	defer pool.Close()
+	vs := benchVariants(cfg, pool)
+	for i := 0; i < n; i++ {
+		for _, v := range vs {
+			t0 := time.Now()
+			if err := v.run(ctx); err != nil {
+				return exitWith(exitKavachError, fmt.Errorf("%s: %w", v.name, err))
+			}
+			v.ns = append(v.ns, float64(time.Since(t0).Nanoseconds()))
+		}
+	}
+	printLatency(w, vs)
+	return printThroughput(ctx, w, cfg, conc, dur)
+}
+
+func benchVariants(cfg kavach.Config, pool *kavach.Pool) []*variant {
+	argv := []string{"/bin/true"}
+	vs := []*variant{
+		{name: "bare fork/exec", run: func(ctx context.Context) error { return exec.CommandContext(ctx, "/bin/true").Run() }},
+		{name: "kavach process+strict (cold)", run: func(ctx context.Context) error { return okRun(kavach.Run(ctx, cfg, argv)) }},
+		{name: "kavach process+strict (pool)", run: func(ctx context.Context) error {
+			sb, err := pool.Claim(ctx)
+			if err != nil {
+				return err
+			}
+			defer sb.Destroy(context.WithoutCancel(ctx))
+			return okRun(sb.Exec(ctx, argv))
+		}},
+	}
+	if bwrap, err := exec.LookPath("bwrap"); err == nil {
+		vs = append(vs, &variant{name: "bwrap --unshare-all", run: func(ctx context.Context) error {
+			return exec.CommandContext(ctx, bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+				"--dev", "/dev", "--proc", "/proc", "/bin/true").Run()
+		}})
+	}
+	return vs
+}
+
+func okRun(res *kavach.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("exit %d: %s %s", res.ExitCode, res.Error, res.Stderr)
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func printLatency(w io.Writer, vs []*variant) {
+	base := median(vs[0].ns)
+	var bwrap float64
+	for _, v := range vs {
+		if v.name == "bwrap --unshare-all" {
+			bwrap = median(v.ns)
+		}
+	}
+	fmt.Fprintf(w, "%-32s %10s %10s %10s\n", "variant (/bin/true)", "median", "x bare", "x bwrap")
+	for _, v := range vs {
+		m := median(v.ns)
+		rb := "-"
+		if bwrap > 0 {
+			rb = fmt.Sprintf("%.2f", m/bwrap)
+		}
+		fmt.Fprintf(w, "%-32s %8.2fms %10.2f %10s\n", v.name, m/1e6, m/base, rb)
+	}
+	fmt.Fprintf(w, "kavach overhead over bare exec (cold): %.2f ms\n", (median(vs[1].ns)-base)/1e6)
+}
+
+// printThroughput runs create→exec→destroy at the given concurrency and
+// measures kavach's heap per concurrently running sandbox.
+func printThroughput(ctx context.Context, w io.Writer, cfg kavach.Config, conc int, dur time.Duration) error {
+	var done atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for i := 0; i < conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if err := okRun(kavach.Run(ctx, cfg, []string{"/bin/true"})); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return exitWith(exitKavachError, err)
+	}
+	fmt.Fprintf(w, "throughput at concurrency %d: %.0f sandboxes/s\n", conc, float64(done.Load())/dur.Seconds())
+	const live = 16
+	runtime.GC()
+	var before, during runtime.MemStats
+	runtime.ReadMemStats(&before)
+	started := make(chan struct{}, live)
+	var mwg sync.WaitGroup
+	for i := 0; i < live; i++ {
+		mwg.Add(1)
+		go func() {
+			defer mwg.Done()
+			started <- struct{}{}
+			_, _ = kavach.Run(ctx, cfg, []string{"sleep", "1"})
+		}()
+	}
+	for i := 0; i < live; i++ {
+		<-started
+	}
+	time.Sleep(500 * time.Millisecond)
+	runtime.ReadMemStats(&during)
+	mwg.Wait()
+	fmt.Fprintf(w, "kavach heap per running sandbox: %.1f KiB (%d sandboxes)\n",
+		float64(int64(during.HeapInuse)-int64(before.HeapInuse))/live/1024, live)
+	return nil
+}
