@@ -57,9 +57,8 @@ func BenchmarkLoad(b *testing.B) {
 	for _, p := range []Profile{ProfileBasic, ProfileStrict} {
 		b.Run(string(p), func(b *testing.B) {
 			var total time.Duration
-			t := &testing.T{}
 			for b.Loop() {
-				out, errOut, err := runChild(t, p, "", "loadbench")
+				out, errOut, err := runChild(b, p, "", "loadbench")
 				if err != nil {
 					b.Fatalf("%v: %s", err, errOut)
 				}

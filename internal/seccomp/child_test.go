@@ -187,7 +187,7 @@ var filteredProbes = map[string]string{
 }
 
 // runChild runs the test binary as a seccomp child.
-func runChild(t *testing.T, p Profile, custom string, args ...string) (stdout, stderr string, err error) {
+func runChild(t testing.TB, p Profile, custom string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(childEnv(), childProfileEnv+"="+string(p), childCustomEnv+"="+custom)
