@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kavach-sandbox/kavach/audit"
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/credential"
+	"github.com/kavach-sandbox/kavach/gate"
 	"github.com/kavach-sandbox/kavach/lifecycle"
 	"github.com/kavach-sandbox/kavach/policy"
 )
@@ -39,6 +42,20 @@ type Config struct {
 	Hooks []lifecycle.Hook
 	// HookTimeout bounds each hook call (default lifecycle.DefaultHookTimeout).
 	HookTimeout time.Duration
+
+	// Gate is the externalization gate's policy; nil means the default
+	// (critical → block, high → quarantine, medium/low → warn and redact).
+	Gate *gate.Policy
+	// GateOff disables the gate; results then say "verdict": "skipped".
+	GateOff bool
+	// Quarantine keeps quarantined output; without one it is blocked.
+	Quarantine Quarantiner
+	// Credentials holds the secrets that Secrets inject.
+	Credentials *credential.Store
+	// Secrets are injected into every exec, each through its own channel.
+	Secrets []credential.Binding
+	// Audit, when set, receives every event of the sandbox.
+	Audit *audit.Log
 }
 
 // Validate checks the configuration; errors name the field.
@@ -78,6 +95,13 @@ type Builder struct {
 	hooks     []lifecycle.Hook
 	hookWait  time.Duration
 	errs      []error
+
+	gatePolicy *gate.Policy
+	gateOff    bool
+	quarantine Quarantiner
+	creds      *credential.Store
+	secrets    []credential.Binding
+	audit      *audit.Log
 }
 
 // NewConfig starts a builder with the default backend and the strict policy.
@@ -260,6 +284,37 @@ func (b *Builder) HookTimeout(d time.Duration) *Builder {
 	return b
 }
 
+// Gate sets the gate policy.
+func (b *Builder) Gate(p gate.Policy) *Builder {
+	b.gatePolicy, b.gateOff = &p, false
+	return b
+}
+
+// GateOff disables the externalization gate (results say "skipped").
+func (b *Builder) GateOff() *Builder {
+	b.gateOff = true
+	return b
+}
+
+// Quarantine sets where quarantined output is kept.
+func (b *Builder) Quarantine(q Quarantiner) *Builder {
+	b.quarantine = q
+	return b
+}
+
+// Secret injects a secret from store into every exec, as the binding says.
+func (b *Builder) Secret(store *credential.Store, bind credential.Binding) *Builder {
+	b.creds = store
+	b.secrets = append(b.secrets, bind)
+	return b
+}
+
+// Audit records every event of the sandbox in the audit chain.
+func (b *Builder) Audit(log *audit.Log) *Builder {
+	b.audit = log
+	return b
+}
+
 // Build returns the validated configuration.
 func (b *Builder) Build() (Config, error) {
 	if len(b.errs) > 0 {
@@ -269,7 +324,9 @@ func (b *Builder) Build() (Config, error) {
 	for _, f := range b.overrides {
 		f(&p)
 	}
-	cfg := Config{Backend: b.backend, Policy: p, MinScore: b.minScore, Hooks: append([]lifecycle.Hook(nil), b.hooks...), HookTimeout: b.hookWait}
+	cfg := Config{Backend: b.backend, Policy: p, MinScore: b.minScore, Hooks: append([]lifecycle.Hook(nil), b.hooks...),
+		HookTimeout: b.hookWait, Gate: b.gatePolicy, GateOff: b.gateOff, Quarantine: b.quarantine,
+		Credentials: b.creds, Secrets: append([]credential.Binding(nil), b.secrets...), Audit: b.audit}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}

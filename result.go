@@ -2,6 +2,7 @@ package kavach
 
 import (
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/gate"
 	"github.com/kavach-sandbox/kavach/score"
 )
 
@@ -35,16 +36,9 @@ type Result struct {
 	CPUMS           float64     `json:"cpu_ms"`
 	MaxRSSKB        int64       `json:"max_rss_kb"`
 	Score           score.Score `json:"score"`
-	Gate            GateResult  `json:"gate"`
+	Gate            gate.Report `json:"gate"`
 	// Error explains StatusError, e.g. "command not found".
 	Error string `json:"error,omitempty"`
-}
-
-// GateResult is the externalization gate's verdict on an exec's output.
-type GateResult struct {
-	Verdict      string `json:"verdict"`
-	Findings     []any  `json:"findings"`
-	QuarantineID string `json:"quarantine_id,omitempty"`
 }
 
 // ExitStatus maps a result to the exit status of `kavach run` (SPEC §7):
@@ -52,7 +46,7 @@ type GateResult struct {
 // output, 128+N when killed by signal N (OOM: 137).
 func (r *Result) ExitStatus() int {
 	switch {
-	case r.Gate.Verdict == "block" || r.Gate.Verdict == "quarantine":
+	case r.Gate.Verdict == gate.VerdictBlock || r.Gate.Verdict == gate.VerdictQuarantine:
 		return 123
 	case r.TimedOut:
 		return 124

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/gate"
 	"github.com/kavach-sandbox/kavach/lifecycle"
 	"github.com/kavach-sandbox/kavach/policy"
 	"github.com/kavach-sandbox/kavach/score"
@@ -24,6 +25,7 @@ type Sandbox struct {
 	score  score.Score
 	fsm    lifecycle.FSM
 	hooks  lifecycle.Dispatcher
+	gate   *gate.Gate
 }
 
 // New creates a sandbox in the created state. It refuses with an error
@@ -45,8 +47,18 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	if decl := score.Declared(info.ScoreBackend(), &cfg.Policy, d.Capabilities()); decl.Value < cfg.MinScore {
 		return nil, fmt.Errorf("%w: %s scores %s, minimum is %d", ErrScoreTooLow, info.Name, decl, cfg.MinScore)
 	}
-	s := &Sandbox{id: newID(), cfg: cfg, driver: d}
+	g, err := newGate(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sandbox{id: newID(), cfg: cfg, driver: d, gate: g}
 	s.hooks.Timeout = cfg.HookTimeout
+	if cfg.Audit != nil {
+		if r := secretRedactor(cfg.Credentials); r != nil {
+			cfg.Audit.SetRedact(r)
+		}
+		s.hooks.Add(auditHook(cfg.Audit))
+	}
 	for _, h := range cfg.Hooks {
 		s.hooks.Add(h)
 	}
@@ -232,13 +244,19 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 	for _, o := range opts {
 		o(req)
 	}
+	wipe, err := s.inject(req)
+	if err != nil {
+		return nil, wrapf(err, "exec in sandbox %s", s.id)
+	}
 	s.emit(lifecycle.Event{Type: lifecycle.EventExecStart, Details: map[string]any{"argv": argv}})
 	out, err := s.inst.Exec(ctx, req)
+	wipe()
 	if err != nil {
 		s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"argv": argv, "error": err.Error()}})
 		return nil, wrapf(err, "exec in sandbox %s", s.id)
 	}
 	res := s.result(out)
+	s.applyGate(ctx, res, out.Stdout, out.Stderr)
 	s.emit(lifecycle.Event{Type: lifecycle.EventExecEnd, Details: map[string]any{
 		"argv": argv, "status": string(res.Status), "exit_code": res.ExitCode, "score": res.Score.String(),
 		"duration_ms": res.DurationMS,
@@ -250,9 +268,8 @@ func (s *Sandbox) result(o *backend.ExecOutput) *Result {
 	return &Result{
 		ID: s.id, Backend: string(s.driver.Info().Name), Status: o.Status, ExitCode: o.ExitCode, Signal: o.Signal,
 		TimedOut: o.Status == StatusTimeout, OOMKilled: o.Status == StatusOOM,
-		Stdout: string(o.Stdout), Stderr: string(o.Stderr),
 		StdoutTruncated: o.StdoutTruncated, StderrTruncated: o.StderrTruncated,
 		DurationMS: elapsedMS(o.Duration), CPUMS: elapsedMS(o.CPUTime), MaxRSSKB: o.MaxRSSKB,
-		Score: s.score, Gate: GateResult{Verdict: "skipped", Findings: []any{}}, Error: o.Error,
+		Score: s.score, Error: o.Error,
 	}
 }

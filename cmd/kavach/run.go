@@ -22,7 +22,8 @@ type runFlags struct {
 	cpus                                                           float64
 	pids                                                           int64
 	timeout                                                        time.Duration
-	ro, rw, env                                                    []string
+	ro, rw, env, secrets, secretFrom                               []string
+	gate, audit                                                    string
 	minScore                                                       int
 }
 
@@ -61,6 +62,10 @@ default policy is strict; flags override single fields of the policy.`,
 	fl.StringVar(&f.maxOutput, "max-output", "", "cap on each of stdout and stderr, e.g. 1M")
 	fl.IntVar(&f.minScore, "min-score", 0, "refuse to run below this effective score (0-100)")
 	fl.BoolVar(&f.bestEffort, "best-effort", false, "run with a lower score when a layer cannot be applied")
+	fl.StringVar(&f.gate, "gate", "on", "externalization gate: on or off")
+	fl.StringVar(&f.audit, "audit", "", "append every event to this audit chain (key: KAVACH_AUDIT_KEY)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "inject a secret: NAME=env:VAR | NAME=stdin | NAME=fd:N (repeatable)")
+	fl.StringArrayVar(&f.secretFrom, "secret-from", nil, "where a secret's value comes from: NAME=env:HOSTVAR | NAME=file:PATH")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "after the output, print backend, score, status and time to stderr")
 	return cmd
 }
@@ -75,7 +80,8 @@ func backendList() string {
 }
 
 func runRun(cmd *cobra.Command, f *runFlags, argv []string) error {
-	cfg, err := buildConfig(cmd.Flags(), f)
+	cfg, done, err := buildConfig(cmd, f)
+	defer done()
 	if err != nil {
 		return exitWith(exitKavachError, err)
 	}
@@ -127,17 +133,30 @@ func passOutput(stdout, stderr io.Writer, res *kavach.Result) error {
 
 // buildConfig turns the flags into a configuration: the policy flag gives
 // the base, every other flag that was set overrides one field.
-func buildConfig(fl *pflag.FlagSet, f *runFlags) (kavach.Config, error) {
+func buildConfig(cmd *cobra.Command, f *runFlags) (kavach.Config, func(), error) {
+	b, err := flagsBuilder(cmd.Flags(), f)
+	if err != nil {
+		return kavach.Config{}, func() {}, err
+	}
+	done, err := addBoundary(cmd.Context(), b, f)
+	if err != nil {
+		return kavach.Config{}, done, err
+	}
+	cfg, err := b.Build()
+	return cfg, done, err
+}
+
+func flagsBuilder(fl *pflag.FlagSet, f *runFlags) (*kavach.Builder, error) {
 	base, err := policy.Resolve(f.policy)
 	if err != nil {
-		return kavach.Config{}, err
+		return nil, err
 	}
 	b := kavach.NewConfig().Backend(backend.Name(f.backend)).Policy(base).MinScore(f.minScore)
 	if fl.Changed("seccomp") {
 		b.Seccomp(f.seccomp)
 	}
 	if f.network && f.noNetwork {
-		return kavach.Config{}, fmt.Errorf("--network and --no-network are exclusive")
+		return nil, fmt.Errorf("--network and --no-network are exclusive")
 	}
 	if fl.Changed("network") || fl.Changed("no-network") {
 		b.Network(f.network && !f.noNetwork)
@@ -145,7 +164,7 @@ func buildConfig(fl *pflag.FlagSet, f *runFlags) (kavach.Config, error) {
 	if fl.Changed("memory") {
 		sz, err := policy.ParseSize(f.memory)
 		if err != nil {
-			return kavach.Config{}, fmt.Errorf("--memory: %w", err)
+			return nil, fmt.Errorf("--memory: %w", err)
 		}
 		b.Memory(int64(sz))
 	}
@@ -161,17 +180,17 @@ func buildConfig(fl *pflag.FlagSet, f *runFlags) (kavach.Config, error) {
 	if fl.Changed("max-output") {
 		sz, err := policy.ParseSize(f.maxOutput)
 		if err != nil {
-			return kavach.Config{}, fmt.Errorf("--max-output: %w", err)
+			return nil, fmt.Errorf("--max-output: %w", err)
 		}
 		b.MaxOutput(int64(sz))
 	}
 	if err := addMounts(b, f); err != nil {
-		return kavach.Config{}, err
+		return nil, err
 	}
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return kavach.Config{}, fmt.Errorf("--env %q: want K=V", kv)
+			return nil, fmt.Errorf("--env %q: want K=V", kv)
 		}
 		b.Env(k, v)
 	}
@@ -184,7 +203,7 @@ func buildConfig(fl *pflag.FlagSet, f *runFlags) (kavach.Config, error) {
 	if f.bestEffort {
 		b.BestEffort(true)
 	}
-	return b.Build()
+	return b, nil
 }
 
 func addMounts(b *kavach.Builder, f *runFlags) error {
