@@ -93,7 +93,7 @@ func OpenOptions(path string, key []byte, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{f: f, key: bytes.Clone(key), opts: opts, size: -1}
-	if err := l.recover(context.Background()); err != nil {
+	if err := l.initHead(context.Background()); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -144,8 +144,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// recover loads the chain head under the file lock and records any repair.
-func (l *Log) recover(ctx context.Context) error {
+// initHead loads the chain head under the file lock and records any repair.
+func (l *Log) initHead(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.lockFile(ctx); err != nil {

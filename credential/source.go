@@ -221,6 +221,7 @@ func (w *wipingBuffer) grow(n int) {
 	w.b = grown
 }
 
+// Write appends p, refusing to exceed the limit.
 func (w *wipingBuffer) Write(p []byte) (int, error) {
 	if len(w.b)+len(p) > w.limit {
 		return 0, errTooLarge
@@ -230,6 +231,7 @@ func (w *wipingBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// wipe zeroes all storage and empties the buffer.
 func (w *wipingBuffer) wipe() {
 	clear(w.b[:cap(w.b)])
 	w.b = nil
