@@ -1,0 +1,292 @@
+// Package gate is kavach's externalization gate: every byte that leaves a
+// sandbox (stdout, stderr, exported files) is scanned for credentials,
+// personal data and exfiltration or persistence code, and the policy turns
+// the findings into a verdict: pass, warn (matches redacted), quarantine or
+// block.
+//
+// Scanning is exact-byte (NUL bytes, invalid UTF-8 and arbitrarily long
+// lines are ordinary input) and offsets are byte offsets in the original
+// stream. One Aho-Corasick DFA over all scanners' keywords is the only work
+// done on clean bytes; regular expressions and checksum validators run
+// only in bounded windows around keyword hits.
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// Gate scans artifacts under one policy. It is safe for concurrent use.
+type Gate struct {
+	policy  Policy
+	allow   map[string]bool
+	mu      sync.Mutex // serialises AddSecret
+	secrets *secretScanner
+	eng     atomic.Pointer[engine]
+}
+
+// builtinEngine is shared by every gate without registered secrets.
+var builtinEngine = sync.OnceValue(func() *engine { return newEngine(builtinScanners()) })
+
+// New returns a gate enforcing p. Severities missing from p.Actions take
+// the default action; unknown allow-list rule ids are an error.
+func New(p Policy) (*Gate, error) {
+	np, err := p.normalize()
+	if err != nil {
+		return nil, err
+	}
+	g := &Gate{policy: np, allow: make(map[string]bool), secrets: &secretScanner{}}
+	for _, id := range np.Allow {
+		g.allow[id] = true
+	}
+	g.eng.Store(builtinEngine())
+	return g, nil
+}
+
+// Policy returns a copy of the gate's effective policy.
+func (g *Gate) Policy() Policy { return g.policy.clone() }
+
+// AddSecret registers a secret value. Whenever it appears in scanned
+// output, raw, base64 or URL-encoded, it is redacted as
+// [REDACTED:secret:<name>] under rule "registered-secret", whatever the
+// policy's allow list says. Empty values are ignored.
+func (g *Gate) AddSecret(name string, value []byte) {
+	if len(value) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.secrets = g.secrets.with(name, value)
+	g.eng.Store(newEngine(append(append([]Scanner(nil), builtinScanners()...), g.secrets)))
+}
+
+// Scan scans one whole artifact and returns its redacted form and report.
+// Bytes beyond the policy's MaxArtifactSize are neither scanned nor
+// returned, and the report is a block.
+func (g *Gate) Scan(stream string, data []byte) ([]byte, Report) {
+	eng := g.eng.Load()
+	st := g.newState(stream)
+	limit := len(data)
+	if max := g.policy.MaxArtifactSize; max > 0 && int64(len(data)) > max {
+		limit = int(max)
+	}
+	out := st.apply(make([]byte, 0, limit+64), data[:limit], 0, 0, limit, eng.find(data[:limit]))
+	if limit < len(data) {
+		st.oversize(int64(limit), int64(len(data)))
+	}
+	return out, st.report()
+}
+
+// streamChunk is how much new input ScanStream reads before scanning.
+const streamChunk = 1 << 20
+
+// ScanStream scans r with bounded memory and writes the redacted bytes to
+// w. Every chunk is scanned together with enough context before and after
+// (the engine's reach) that matches spanning chunk boundaries are found
+// exactly as Scan finds them. Input beyond MaxArtifactSize is drained and
+// discarded. Output is written as chunks complete, not byte by byte.
+func (g *Gate) ScanStream(ctx context.Context, stream string, r io.Reader, w io.Writer) (Report, error) {
+	eng := g.eng.Load()
+	st := g.newState(stream)
+	ov := eng.reach + 64
+	buf := make([]byte, 0, streamChunk+2*ov)
+	var out []byte        // redacted bytes of one round
+	var base, total int64 // stream offset of buf[0]; bytes read within the limit
+	done := 0             // buf[:done] was already written (kept as context)
+	maxSize := g.policy.MaxArtifactSize
+	for eof := false; !eof; {
+		if err := ctx.Err(); err != nil {
+			return st.report(), fmt.Errorf("gate: scan %s: %w", stream, err)
+		}
+		var n int
+		var err error
+		room := cap(buf) - len(buf)
+		if maxSize > 0 {
+			room = int(min(int64(room), maxSize-total))
+		}
+		n, eof, err = fill(r, buf[len(buf):len(buf)+room])
+		if err != nil {
+			return st.report(), fmt.Errorf("gate: read %s: %w", stream, err)
+		}
+		buf, total = buf[:len(buf)+n], total+int64(n)
+		if maxSize > 0 && total == maxSize && !eof {
+			extra, err := drain(ctx, r)
+			if err != nil {
+				return st.report(), fmt.Errorf("gate: drain %s: %w", stream, err)
+			}
+			if extra > 0 {
+				st.oversize(total, total+extra)
+			}
+			eof = true
+		}
+		cut, ms := acceptable(eng.find(buf), done, len(buf), ov, eof)
+		out = st.apply(out[:0], buf, base, done, cut, ms)
+		if _, err := w.Write(out); err != nil {
+			return st.report(), fmt.Errorf("gate: write %s: %w", stream, err)
+		}
+		keep := max(0, cut-ov)
+		buf = buf[:copy(buf, buf[keep:])]
+		base += int64(keep)
+		done = cut - keep
+	}
+	return st.report(), nil
+}
+
+// acceptable decides how far the current buffer can be emitted: everything
+// but the last ov bytes (all of it at EOF), extended to the end of any
+// match that starts before that point. It returns the matches that start in
+// [done, cut).
+func acceptable(ms []match, done, n, ov int, eof bool) (int, []match) {
+	cut := max(done, n-ov)
+	if eof {
+		cut = n
+	}
+	var out []match
+	for _, m := range ms {
+		if m.start < done {
+			continue
+		}
+		if m.start >= cut {
+			break
+		}
+		cut = max(cut, m.end)
+		out = append(out, m)
+	}
+	return cut, out
+}
+
+// fill reads into p until it is full or r reaches EOF.
+func fill(r io.Reader, p []byte) (n int, eof bool, err error) {
+	for n < len(p) {
+		k, err := r.Read(p[n:])
+		n += k
+		if errors.Is(err, io.EOF) {
+			return n, true, nil
+		}
+		if err != nil {
+			return n, false, err
+		}
+	}
+	return n, false, nil
+}
+
+// drain discards the rest of r, honouring ctx, and returns the byte count.
+func drain(ctx context.Context, r io.Reader) (int64, error) {
+	var total int64
+	scratch := make([]byte, 64<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := r.Read(scratch)
+		total += int64(n)
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// scanState accumulates the findings and worst action of one artifact.
+type scanState struct {
+	g        *Gate
+	stream   string
+	findings []Finding
+	worst    Action
+}
+
+func (g *Gate) newState(stream string) *scanState {
+	return &scanState{g: g, stream: stream, findings: []Finding{}}
+}
+
+// action is what the policy does with m; ok is false for allowed rules.
+func (st *scanState) action(m match) (a Action, ok bool) {
+	if m.rule == RuleRegisteredSecret {
+		return max(st.g.policy.Actions[m.severity], ActionWarn), true
+	}
+	if st.g.allow[m.rule] {
+		return 0, false
+	}
+	return st.g.policy.Actions[m.severity], true
+}
+
+// apply records the findings among ms (offsets in buf, which starts at
+// stream offset base) and appends buf[from:to] to dst with every match
+// whose action is warn or worse replaced by its redaction label.
+func (st *scanState) apply(dst, buf []byte, base int64, from, to int, ms []match) []byte {
+	var spans []redaction
+	for _, m := range ms {
+		a, ok := st.action(m)
+		if !ok {
+			continue
+		}
+		st.worst = max(st.worst, a)
+		st.findings = append(st.findings, Finding{Scanner: m.scanner, Rule: m.rule, Severity: m.severity,
+			Stream: st.stream, Offset: base + int64(m.start), Length: m.end - m.start})
+		if a >= ActionWarn {
+			spans = addRedaction(spans, m)
+		}
+	}
+	return appendRedacted(dst, buf, from, to, spans)
+}
+
+// oversize records that the artifact exceeded the size limit.
+func (st *scanState) oversize(limit, total int64) {
+	st.worst = ActionBlock
+	st.findings = append(st.findings, Finding{Scanner: "gate", Rule: RuleMaxArtifactSize,
+		Severity: SeverityCritical, Stream: st.stream, Offset: limit, Length: int(total - limit)})
+}
+
+func (st *scanState) report() Report {
+	return Report{Verdict: st.worst.verdict(), Findings: st.findings}
+}
+
+// redaction is a byte range to replace and the label to put there.
+type redaction struct {
+	start, end int
+	label      string
+	prio       int
+}
+
+// addRedaction adds m to spans (sorted by start), merging overlaps. The
+// merged range keeps the label of its most important match: a registered
+// secret, else the highest severity.
+func addRedaction(spans []redaction, m match) []redaction {
+	r := redaction{start: m.start, end: m.end, label: m.label, prio: int(m.severity)}
+	if m.rule == RuleRegisteredSecret {
+		r.prio = int(SeverityCritical) + 1
+	}
+	if n := len(spans); n > 0 && r.start < spans[n-1].end {
+		last := &spans[n-1]
+		last.end = max(last.end, r.end)
+		if r.prio > last.prio {
+			last.label, last.prio = r.label, r.prio
+		}
+		return spans
+	}
+	return append(spans, r)
+}
+
+// appendRedacted appends buf[from:to] to dst with spans replaced by labels.
+func appendRedacted(dst, buf []byte, from, to int, spans []redaction) []byte {
+	pos := from
+	for _, sp := range spans {
+		if sp.start > pos {
+			dst = append(dst, buf[pos:sp.start]...)
+		}
+		dst = append(dst, "[REDACTED:"...)
+		dst = append(dst, sp.label...)
+		dst = append(dst, ']')
+		pos = max(pos, sp.end)
+	}
+	if pos < to {
+		dst = append(dst, buf[pos:to]...)
+	}
+	return dst
+}
