@@ -7,6 +7,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"strings"
@@ -297,8 +298,8 @@ func (l *Limits) validate() error {
 		return invalid("limits.memory", "must not be negative")
 	case l.Memory != 0 && l.Memory < 1<<20:
 		return invalid("limits.memory", "%d bytes is too small (at least 1M)", l.Memory)
-	case l.CPUs < 0:
-		return invalid("limits.cpus", "must be positive")
+	case l.CPUs < 0 || math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0):
+		return invalid("limits.cpus", "must be a positive number of cores, not %v", l.CPUs)
 	case l.Pids < 0:
 		return invalid("limits.pids", "must be positive")
 	case l.Timeout < 0:

@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,9 @@ func ParseSize(s string) (Size, error) {
 		return 0, fmt.Errorf("invalid size %q (want bytes or a number with K, M, G or T)", s)
 	}
 	v := n * float64(mult)
+	if math.IsNaN(v) {
+		return 0, fmt.Errorf("invalid size %q: not a number", s)
+	}
 	if v < 0 {
 		return 0, fmt.Errorf("invalid size %q: negative", s)
 	}

@@ -74,10 +74,23 @@ func (l Layers) Intersect(c Layers) Layers {
 		NetworkAllowlist: l.NetworkAllowlist && c.NetworkAllowlist,
 		Limits:           l.Limits && c.Limits,
 	}
-	if l.Seccomp != policy.SeccompOff && c.Seccomp != "" && c.Seccomp != policy.SeccompOff {
+	if l.Seccomp != policy.SeccompOff && seccompSupports(c.Seccomp, l.Seccomp) {
 		out.Seccomp = l.Seccomp
 	}
 	return out
+}
+
+// seccompSupports reports whether a backend whose seccomp capability is
+// capability can apply profile: an allow-list capability (strict or custom)
+// can apply every profile, a deny-list-only one (basic) only basic.
+func seccompSupports(capability, profile string) bool {
+	switch capability {
+	case policy.SeccompStrict, policy.SeccompCustom:
+		return true
+	case policy.SeccompBasic:
+		return profile == policy.SeccompBasic
+	}
+	return false
 }
 
 // Backend is what the score needs to know about a backend.
@@ -129,6 +142,40 @@ func Label(v int) string {
 func Declared(b Backend, p *policy.Policy, caps Layers) Score {
 	asked := Asked(p)
 	return Compute(b, asked, asked.Intersect(caps), nil)
+}
+
+// DeclaredValue is Declared(b, p, caps).Value without building the
+// breakdown: it does not allocate, for hot paths such as picking the
+// strongest backend.
+func DeclaredValue(b Backend, p *policy.Policy, caps Layers) int {
+	if b.Noop {
+		return 0
+	}
+	got := Asked(p).Intersect(caps)
+	v := b.Base
+	switch {
+	case got.Seccomp == policy.SeccompOff:
+		if b.SharedKernel {
+			v += PointsSeccompOff
+		}
+	case got.Seccomp == policy.SeccompBasic:
+		v += PointsSeccompBasic
+	case isAllowList(got.Seccomp):
+		v += PointsSeccompStrict
+	}
+	if got.Filesystem {
+		v += PointsFilesystem
+	}
+	if got.NetworkOff {
+		v += PointsNetworkOff
+	}
+	if got.NetworkAllowlist {
+		v += PointsNetworkAllowlist
+	}
+	if got.Limits {
+		v += PointsLimits
+	}
+	return min(max(v, 0), 100)
 }
 
 // Compute builds the score from the asked and the enforced layers. lost

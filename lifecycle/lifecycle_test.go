@@ -1,0 +1,288 @@
+package lifecycle_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/lifecycle"
+)
+
+// allowed is SPEC §5's list of transitions, and no others.
+var allowed = map[[2]lifecycle.State]bool{
+	{lifecycle.Created, lifecycle.Running}:   true,
+	{lifecycle.Created, lifecycle.Destroyed}: true,
+	{lifecycle.Running, lifecycle.Paused}:    true,
+	{lifecycle.Running, lifecycle.Stopped}:   true,
+	{lifecycle.Running, lifecycle.Destroyed}: true,
+	{lifecycle.Paused, lifecycle.Running}:    true,
+	{lifecycle.Paused, lifecycle.Stopped}:    true,
+	{lifecycle.Paused, lifecycle.Destroyed}:  true,
+	{lifecycle.Stopped, lifecycle.Destroyed}: true,
+}
+
+func TestStateNames(t *testing.T) {
+	want := []string{"created", "running", "paused", "stopped", "destroyed"}
+	states := lifecycle.States()
+	if len(states) != len(want) {
+		t.Fatalf("States() = %v", states)
+	}
+	for i, s := range states {
+		if s.String() != want[i] {
+			t.Errorf("state %d = %q, want %q", i, s, want[i])
+		}
+		if b, _ := s.MarshalText(); string(b) != want[i] {
+			t.Errorf("MarshalText = %q", b)
+		}
+	}
+	if s := lifecycle.State(9).String(); s != "state(9)" {
+		t.Errorf("State(9) = %q", s)
+	}
+}
+
+// TestAllPairs checks all 25 (from, to) pairs, through CanTransition, Check
+// and FSM.Transition.
+func TestAllPairs(t *testing.T) {
+	n := 0
+	for _, from := range lifecycle.States() {
+		for _, to := range lifecycle.States() {
+			n++
+			want := allowed[[2]lifecycle.State{from, to}]
+			if got := lifecycle.CanTransition(from, to); got != want {
+				t.Errorf("CanTransition(%s, %s) = %v, want %v", from, to, got, want)
+			}
+			err := lifecycle.Check(from, to)
+			checkTransitionErr(t, err, from, to, want)
+
+			m := fsmIn(t, from)
+			prev, err := m.Transition(to, nil)
+			checkTransitionErr(t, err, from, to, want)
+			if prev != from {
+				t.Errorf("Transition returned previous state %s, want %s", prev, from)
+			}
+			wantState := from
+			if want {
+				wantState = to
+			}
+			if m.State() != wantState {
+				t.Errorf("%s → %s: state is %s, want %s", from, to, m.State(), wantState)
+			}
+		}
+	}
+	if n != 25 || len(allowed) != 9 {
+		t.Fatalf("%d pairs, %d allowed", n, len(allowed))
+	}
+	if lifecycle.CanTransition(lifecycle.State(7), lifecycle.Running) || lifecycle.CanTransition(lifecycle.Created, lifecycle.State(200)) {
+		t.Fatal("out-of-range states must not transition")
+	}
+}
+
+func checkTransitionErr(t *testing.T, err error, from, to lifecycle.State, ok bool) {
+	t.Helper()
+	if ok {
+		if err != nil {
+			t.Errorf("%s → %s: unexpected error %v", from, to, err)
+		}
+		return
+	}
+	if err == nil {
+		t.Errorf("%s → %s: no error", from, to)
+		return
+	}
+	if !errors.Is(err, lifecycle.ErrTransition) {
+		t.Errorf("%s → %s: %v does not wrap ErrTransition", from, to, err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, from.String()) || !strings.Contains(msg, to.String()) {
+		t.Errorf("error %q does not name both %s and %s", msg, from, to)
+	}
+	var te *lifecycle.TransitionError
+	if !errors.As(err, &te) || te.From != from || te.To != to {
+		t.Errorf("error %v: TransitionError %+v", err, te)
+	}
+}
+
+// fsmIn returns a machine driven to state s through allowed transitions.
+func fsmIn(t *testing.T, s lifecycle.State) *lifecycle.FSM {
+	t.Helper()
+	path := map[lifecycle.State][]lifecycle.State{
+		lifecycle.Created:   nil,
+		lifecycle.Running:   {lifecycle.Running},
+		lifecycle.Paused:    {lifecycle.Running, lifecycle.Paused},
+		lifecycle.Stopped:   {lifecycle.Running, lifecycle.Stopped},
+		lifecycle.Destroyed: {lifecycle.Destroyed},
+	}[s]
+	m := &lifecycle.FSM{}
+	for _, st := range path {
+		if _, err := m.Transition(st, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.State() != s {
+		t.Fatalf("could not reach %s", s)
+	}
+	return m
+}
+
+func TestTransitionDoFails(t *testing.T) {
+	m := fsmIn(t, lifecycle.Running)
+	boom := errors.New("freezer failed")
+	var sawFrom lifecycle.State = 99
+	prev, err := m.Transition(lifecycle.Paused, func(from lifecycle.State) error { sawFrom = from; return boom })
+	if !errors.Is(err, boom) || prev != lifecycle.Running || sawFrom != lifecycle.Running {
+		t.Fatalf("Transition = %s, %v (do saw %s)", prev, err, sawFrom)
+	}
+	if m.State() != lifecycle.Running {
+		t.Fatalf("state after failed do = %s, want running", m.State())
+	}
+	// do is not called for a forbidden transition.
+	called := false
+	if _, err := m.Transition(lifecycle.Created, func(lifecycle.State) error { called = true; return nil }); err == nil || called {
+		t.Fatalf("forbidden transition: err %v, do called %v", err, called)
+	}
+	if _, err := m.Transition(lifecycle.Paused, func(lifecycle.State) error { return nil }); err != nil || m.State() != lifecycle.Paused {
+		t.Fatalf("pause: %v, state %s", err, m.State())
+	}
+}
+
+func TestExpect(t *testing.T) {
+	m := fsmIn(t, lifecycle.Paused)
+	err := m.Expect(lifecycle.Running)
+	if !errors.Is(err, lifecycle.ErrWrongState) || !strings.Contains(err.Error(), "paused") || !strings.Contains(err.Error(), "running") {
+		t.Fatalf("Expect = %v", err)
+	}
+	if err := m.Expect(lifecycle.Paused); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFSMConcurrent(t *testing.T) {
+	m := fsmIn(t, lifecycle.Running)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 20 {
+		wg.Go(func() {
+			if _, err := m.Transition(lifecycle.Stopped, nil); err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 || m.State() != lifecycle.Stopped {
+		t.Fatalf("%d goroutines moved running → stopped", wins)
+	}
+}
+
+func TestDispatcherOrder(t *testing.T) {
+	var d lifecycle.Dispatcher
+	var got []string
+	for _, name := range []string{"a", "b", "c"} {
+		d.Add(func(e lifecycle.Event) { got = append(got, name+":"+e.To) })
+	}
+	d.Add(nil) // ignored
+	if d.Len() != 3 {
+		t.Fatalf("Len = %d", d.Len())
+	}
+	for _, to := range []string{"running", "paused", "running", "stopped"} {
+		d.Emit(lifecycle.Event{Type: lifecycle.EventTransition, To: to})
+	}
+	want := "a:running b:running c:running a:paused b:paused c:paused a:running b:running c:running a:stopped b:stopped c:stopped"
+	if s := strings.Join(got, " "); s != want {
+		t.Fatalf("order:\n got %s\nwant %s", s, want)
+	}
+	if d.Dropped() != 0 {
+		t.Fatalf("Dropped = %d", d.Dropped())
+	}
+}
+
+func TestDispatcherSlowHook(t *testing.T) {
+	d := lifecycle.Dispatcher{Timeout: 50 * time.Millisecond}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var slow, fast []string
+	d.Add(func(e lifecycle.Event) {
+		mu.Lock()
+		slow = append(slow, e.To)
+		mu.Unlock()
+		<-release
+	})
+	d.Add(func(e lifecycle.Event) {
+		mu.Lock()
+		fast = append(fast, e.To)
+		mu.Unlock()
+	})
+
+	start := time.Now()
+	d.Emit(lifecycle.Event{To: "1"})
+	if el := time.Since(start); el < 40*time.Millisecond || el > time.Second {
+		t.Fatalf("first Emit took %v, want about the 50ms timeout", el)
+	}
+	start = time.Now()
+	d.Emit(lifecycle.Event{To: "2"}) // slow hook still busy: dropped for it
+	d.Emit(lifecycle.Event{To: "3"})
+	if el := time.Since(start); el > 40*time.Millisecond {
+		t.Fatalf("Emit while a hook is stuck took %v", el)
+	}
+	if got := d.Dropped(); got != 2 {
+		t.Fatalf("Dropped = %d, want 2", got)
+	}
+	close(release)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		d.Emit(lifecycle.Event{To: "4"})
+		mu.Lock()
+		n := len(slow)
+		mu.Unlock()
+		if n == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(slow) != 2 || slow[0] != "1" || slow[1] != "4" {
+		t.Fatalf("slow hook saw %v, want [1 4]", slow)
+	}
+	if len(fast) < 4 || strings.Join(fast[:4], "") != "1234" {
+		t.Fatalf("fast hook saw %v", fast)
+	}
+}
+
+func TestDispatcherPanickingHook(t *testing.T) {
+	var d lifecycle.Dispatcher
+	var after []lifecycle.EventType
+	d.Add(func(lifecycle.Event) { panic("hook bug") })
+	d.Add(func(e lifecycle.Event) { after = append(after, e.Type) })
+	d.Emit(lifecycle.Event{Type: lifecycle.EventExecStart})
+	d.Emit(lifecycle.Event{Type: lifecycle.EventExecEnd})
+	if len(after) != 2 || after[0] != lifecycle.EventExecStart || after[1] != lifecycle.EventExecEnd {
+		t.Fatalf("hook after the panicking one saw %v", after)
+	}
+	if d.Dropped() != 0 {
+		t.Fatalf("Dropped = %d", d.Dropped())
+	}
+}
+
+var sinkBool bool
+
+func BenchmarkFSMCheck(b *testing.B) {
+	states := lifecycle.States()
+	for i := 0; b.Loop(); i++ {
+		sinkBool = lifecycle.CanTransition(states[i%5], states[(i/5)%5])
+	}
+}
+
+func BenchmarkFSMTransition(b *testing.B) {
+	var m lifecycle.FSM
+	_, _ = m.Transition(lifecycle.Running, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = m.Transition(lifecycle.Paused, nil)
+		_, _ = m.Transition(lifecycle.Running, nil)
+	}
+}

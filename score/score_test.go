@@ -1,0 +1,317 @@
+package score_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+func sb(t testing.TB, n backend.Name) score.Backend {
+	t.Helper()
+	info, ok := backend.InfoOf(n)
+	if !ok {
+		t.Fatalf("InfoOf(%s): unknown", n)
+	}
+	return info.ScoreBackend()
+}
+
+func preset(t testing.TB, name string) *policy.Policy {
+	t.Helper()
+	p, err := policy.Preset(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+// TestWorkedValues checks the worked values of SPEC §3.
+func TestWorkedValues(t *testing.T) {
+	tests := []struct {
+		backend backend.Name
+		policy  string
+		want    string
+	}{
+		{backend.Process, "minimal", "45 (basic)"},
+		{backend.Process, "basic", "56 (standard)"},
+		{backend.Process, "strict", "63 (standard)"},
+		{backend.GVisor, "strict", "83 (hardened)"},
+		{backend.Firecracker, "strict", "100 (fortress)"},
+		{backend.OCI, "minimal", "50 (standard)"},
+		{backend.OCI, "strict", "68 (standard)"},
+		{backend.WASM, "minimal", "65 (standard)"},
+		{backend.WASM, "strict", "78 (hardened)"},
+		{backend.GVisor, "minimal", "70 (hardened)"},
+		{backend.GVisor, "basic", "76 (hardened)"},
+		{backend.SGX, "strict", "93 (fortress)"},
+		{backend.SEV, "basic", "88 (fortress)"},
+		{backend.Firecracker, "minimal", "90 (fortress)"},
+		{backend.Noop, "minimal", "0 (minimal)"},
+		{backend.Noop, "basic", "0 (minimal)"},
+		{backend.Noop, "strict", "0 (minimal)"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.backend)+"+"+tt.policy, func(t *testing.T) {
+			got := score.Declared(sb(t, tt.backend), preset(t, tt.policy), backend.FullCapabilities())
+			if got.String() != tt.want {
+				t.Fatalf("%s+%s = %q, want %q", tt.backend, tt.policy, got, tt.want)
+			}
+			if len(got.Modifiers) != 7 {
+				t.Fatalf("%d modifiers, want 7", len(got.Modifiers))
+			}
+		})
+	}
+}
+
+func TestNoopAlwaysZero(t *testing.T) {
+	p := policy.Strict()
+	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com"}}
+	s := score.Compute(sb(t, backend.Noop), score.Asked(&p), backend.FullCapabilities(), nil)
+	if s.Value != 0 || s.Label != "minimal" {
+		t.Fatalf("noop = %s", s)
+	}
+	for _, m := range s.Modifiers {
+		if m.Applied || !strings.Contains(m.Reason, "noop") {
+			t.Fatalf("noop modifier %+v", m)
+		}
+	}
+}
+
+func TestLabels(t *testing.T) {
+	tests := []struct {
+		v    int
+		want string
+	}{
+		{-10, "minimal"}, {0, "minimal"}, {29, "minimal"},
+		{30, "basic"}, {49, "basic"},
+		{50, "standard"}, {69, "standard"},
+		{70, "hardened"}, {84, "hardened"},
+		{85, "fortress"}, {100, "fortress"},
+	}
+	for _, tt := range tests {
+		if got := score.Label(tt.v); got != tt.want {
+			t.Errorf("Label(%d) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+	if s := (score.Score{Value: 63, Label: "standard"}).String(); s != "63 (standard)" {
+		t.Fatalf("String = %q", s)
+	}
+}
+
+func TestClamp(t *testing.T) {
+	all := score.Layers{Seccomp: "strict", Filesystem: true, NetworkOff: true, Limits: true}
+	none := score.Layers{Seccomp: "off"}
+	tests := []struct {
+		name string
+		b    score.Backend
+		l    score.Layers
+		want int
+	}{
+		{"above 100", score.Backend{Base: 99}, all, 100},
+		{"exactly 100", score.Backend{Base: 87}, all, 100},
+		{"below 0", score.Backend{Base: 2, SharedKernel: true}, none, 0},
+		{"exactly 0", score.Backend{Base: 5, SharedKernel: true}, none, 0},
+		{"in range", score.Backend{Base: 10, SharedKernel: true}, none, 5},
+	}
+	for _, tt := range tests {
+		s := score.Compute(tt.b, tt.l, tt.l, nil)
+		if s.Value != tt.want || s.Label != score.Label(tt.want) {
+			t.Errorf("%s: %s, want %d", tt.name, s, tt.want)
+		}
+	}
+}
+
+// TestBreakdown checks that every one of the 7 modifiers is listed, in a
+// fixed order, with its points, applied flag and reason.
+func TestBreakdown(t *testing.T) {
+	s := score.Declared(sb(t, backend.Process), preset(t, "strict"), backend.FullCapabilities())
+	want := []score.Modifier{
+		{Name: "seccomp-off", Points: -5, Applied: false, Reason: "seccomp filter in force"},
+		{Name: "seccomp-basic", Points: 3, Applied: false, Reason: "not requested by the policy"},
+		{Name: "seccomp-strict", Points: 5, Applied: true, Reason: "enforced"},
+		{Name: "filesystem", Points: 3, Applied: true, Reason: "enforced"},
+		{Name: "network-off", Points: 3, Applied: true, Reason: "enforced"},
+		{Name: "network-allowlist", Points: 1, Applied: false, Reason: "not requested by the policy"},
+		{Name: "resource-limits", Points: 2, Applied: true, Reason: "enforced"},
+	}
+	if len(s.Modifiers) != len(want) {
+		t.Fatalf("modifiers: %+v", s.Modifiers)
+	}
+	for i := range want {
+		if s.Modifiers[i] != want[i] {
+			t.Errorf("modifier %d = %+v, want %+v", i, s.Modifiers[i], want[i])
+		}
+	}
+	sum := 50
+	for _, m := range s.Modifiers {
+		if m.Applied {
+			sum += m.Points
+		}
+	}
+	if sum != s.Value {
+		t.Fatalf("breakdown sums to %d, score is %d", sum, s.Value)
+	}
+
+	// seccomp off counts only on backends that share the host kernel.
+	g := score.Declared(sb(t, backend.GVisor), preset(t, "minimal"), backend.FullCapabilities())
+	if m := g.Modifiers[0]; m.Applied || m.Reason != "backend does not share the host kernel" {
+		t.Fatalf("gvisor seccomp-off = %+v", m)
+	}
+	p := score.Declared(sb(t, backend.Process), preset(t, "minimal"), backend.FullCapabilities())
+	if m := p.Modifiers[0]; !m.Applied || m.Reason != "no seccomp filter on a backend that shares the host kernel" {
+		t.Fatalf("process seccomp-off = %+v", m)
+	}
+
+	data, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic map[string]any
+	_ = json.Unmarshal(data, &generic)
+	if len(generic) != 3 || generic["value"] != float64(63) || generic["label"] != "standard" {
+		t.Fatalf("JSON = %s", data)
+	}
+	mod := generic["modifiers"].([]any)[0].(map[string]any)
+	for _, k := range []string{"name", "points", "applied", "reason"} {
+		if _, ok := mod[k]; !ok {
+			t.Fatalf("modifier JSON lacks %q: %s", k, data)
+		}
+	}
+}
+
+// TestEffectiveLostLayers: a backend that could not apply a layer scores
+// lower and says which modifier it lost.
+func TestEffectiveLostLayers(t *testing.T) {
+	p := preset(t, "strict")
+	asked := score.Asked(p)
+	b := sb(t, backend.Process)
+
+	enforced := asked
+	enforced.Seccomp = policy.SeccompOff
+	s := score.Compute(b, asked, enforced, map[string]string{score.ModSeccompStrict: "kernel lacks seccomp filter support"})
+	if s.String() != "53 (standard)" {
+		t.Fatalf("process+strict without seccomp = %s, want 53 (standard)", s)
+	}
+	if m := s.Modifiers[2]; m.Name != "seccomp-strict" || m.Applied || m.Reason != "requested but not enforced: kernel lacks seccomp filter support" {
+		t.Fatalf("seccomp-strict = %+v", m)
+	}
+	if m := s.Modifiers[0]; !m.Applied || !strings.Contains(m.Reason, "kernel lacks seccomp") {
+		t.Fatalf("seccomp-off = %+v", m)
+	}
+
+	enforced = asked
+	enforced.Filesystem, enforced.Limits = false, false
+	s = score.Compute(b, asked, enforced, map[string]string{score.ModFilesystem: "landlock unavailable"})
+	if s.Value != 58 {
+		t.Fatalf("without filesystem and limits = %s, want 58", s)
+	}
+	if m := s.Modifiers[3]; m.Reason != "requested but not enforced: landlock unavailable" {
+		t.Fatalf("filesystem = %+v", m)
+	}
+	if m := s.Modifiers[6]; m.Applied || m.Reason != "requested but not supported by this backend" {
+		t.Fatalf("resource-limits = %+v", m)
+	}
+}
+
+func TestIntersect(t *testing.T) {
+	tests := []struct {
+		name      string
+		asked     string
+		caps      string
+		wantProto string
+	}{
+		{"strict on full", "strict", "custom", "strict"},
+		{"custom on full", "custom", "custom", "custom"},
+		{"basic on full", "basic", "custom", "basic"},
+		{"strict on strict", "strict", "strict", "strict"},
+		{"basic on strict", "basic", "strict", "basic"},
+		{"basic on basic", "basic", "basic", "basic"},
+		{"strict on basic-only", "strict", "basic", "off"},
+		{"custom on basic-only", "custom", "basic", "off"},
+		{"strict on none", "strict", "off", "off"},
+		{"strict on empty", "strict", "", "off"},
+		{"off on full", "off", "custom", "off"},
+	}
+	for _, tt := range tests {
+		got := score.Layers{Seccomp: tt.asked, Filesystem: true, NetworkOff: true, Limits: true}.
+			Intersect(score.Layers{Seccomp: tt.caps, Filesystem: true, NetworkOff: false, NetworkAllowlist: true, Limits: true})
+		want := score.Layers{Seccomp: tt.wantProto, Filesystem: true, Limits: true}
+		if got != want {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, want)
+		}
+	}
+}
+
+func TestAsked(t *testing.T) {
+	p := policy.Minimal()
+	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com"}}
+	p.Limits.Pids = 10 // a pids limit alone does not earn the modifier
+	got := score.Asked(&p)
+	want := score.Layers{Seccomp: "off", NetworkAllowlist: true}
+	if got != want {
+		t.Fatalf("Asked = %+v, want %+v", got, want)
+	}
+	p.Limits.CPUs = 0.5
+	if !score.Asked(&p).Limits {
+		t.Fatal("cpus + pids must earn resource-limits")
+	}
+	s := score.Declared(sb(t, backend.Process), &p, backend.FullCapabilities())
+	if s.String() != "48 (basic)" { // 50 - 5 + 1 + 2
+		t.Fatalf("process+minimal+allowlist+limits = %s", s)
+	}
+}
+
+var sinkScore score.Score
+
+func BenchmarkDeclaredScore(b *testing.B) {
+	be := sb(b, backend.Process)
+	p := preset(b, "strict")
+	caps := backend.FullCapabilities()
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkScore = score.Declared(be, p, caps)
+	}
+}
+
+var sinkInt int
+
+func BenchmarkDeclaredValue(b *testing.B) {
+	be := sb(b, backend.Process)
+	p := preset(b, "strict")
+	caps := backend.FullCapabilities()
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkInt = score.DeclaredValue(be, p, caps)
+	}
+}
+
+// TestDeclaredValue checks the allocation-free value against the full score
+// for every backend, preset and capability set.
+func TestDeclaredValue(t *testing.T) {
+	capsList := []score.Layers{
+		backend.FullCapabilities(),
+		{Seccomp: "off"},
+		{Seccomp: "basic", Filesystem: true},
+		{Seccomp: "strict", NetworkOff: true, Limits: true},
+		{},
+	}
+	for _, n := range backend.Names() {
+		for _, name := range policy.Presets {
+			p := preset(t, name)
+			variants := []policy.Policy{*p, *p, *p}
+			variants[1].Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com"}}
+			variants[2].Seccomp, variants[2].SeccompAllow = policy.SeccompCustom, []string{"read"}
+			for _, v := range variants {
+				for _, caps := range capsList {
+					want := score.Declared(sb(t, n), &v, caps).Value
+					if got := score.DeclaredValue(sb(t, n), &v, caps); got != want {
+						t.Errorf("%s+%s caps %+v: DeclaredValue = %d, Declared = %d", n, name, caps, got, want)
+					}
+				}
+			}
+		}
+	}
+}
