@@ -1,16 +1,15 @@
 package process
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
 	"sort"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,27 +28,44 @@ var ErrNoInit = errors.New("process: sandbox init did not start (call kavach.Ini
 // ErrSetup is wrapped by failures of the sandbox setup inside the init.
 var ErrSetup = errors.New("process: sandbox setup failed")
 
-// Exec starts a sandbox init that builds the sandbox and execs the payload
-// as PID 1 of the sandbox's pid namespace, then waits for it.
-func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backend.ExecOutput, error) {
-	cfg := in.initConfig(req)
-	files, cleanup, err := payloadFiles(ctx, req.Files, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer cleanup()
-	stdout, stderr := capture.New(req.MaxOutput), capture.New(req.MaxOutput)
-	cmd, repR, err := in.start(cfg, req, stdout, stderr, files)
-	if err != nil {
-		return nil, err
-	}
-	return in.wait(ctx, cmd, repR, req, stdout, stderr)
+// errSandboxLost means the init died during an exec (killed, or chosen by
+// the OOM killer); the next exec starts a new one.
+var errSandboxLost = errors.New("process: sandbox init died")
+
+// killGrace is how long the init has to report after a kill request before
+// kavach kills the init itself, and with it the whole sandbox.
+const killGrace = 2 * time.Second
+
+// zygote is the parent's handle on a sandbox init.
+type zygote struct {
+	cmd    *exec.Cmd
+	sock   *os.File
+	exited chan struct{} // closed when the init has been reaped
+	rep    initReport
 }
 
-func (in *instance) initConfig(req *backend.ExecRequest) *initConfig {
+func (z *zygote) fd() int { return int(z.sock.Fd()) }
+
+func (z *zygote) alive() bool {
+	select {
+	case <-z.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill ends the init (and so every process of the sandbox) and reaps it.
+func (z *zygote) kill() {
+	_ = z.cmd.Process.Kill()
+	<-z.exited
+	z.sock.Close()
+}
+
+func (in *instance) initConfig() *initConfig {
 	p := &in.spec.Policy
 	cfg := &initConfig{
-		Argv: req.Argv, Env: mergeEnv(in.spec.Env, req.Env), Cwd: req.Workdir, Hostname: p.Hostname,
+		Cwd: p.Workdir, Hostname: p.Hostname,
 		Root: in.dir + "/root", WorkDir: in.workDir, ReadOnlyRoot: p.Filesystem.ReadOnlyRoot,
 		TmpSize: int64(p.Filesystem.TmpSize), ResolvConf: p.Network.Mode == policy.NetworkOn,
 		UID: in.uid, GID: in.gid, Landlock: p.Filesystem.ReadOnlyRoot, Seccomp: in.seccomp,
@@ -71,6 +87,333 @@ func (in *instance) initConfig(req *backend.ExecRequest) *initConfig {
 		cfg.Mounts = append(cfg.Mounts, bindMount{Source: m.Source, Dest: m.Dest, RW: m.Mode == policy.ReadWrite})
 	}
 	return cfg
+}
+
+func (in *instance) cloneFlags() uintptr {
+	f := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if in.spec.Policy.Network.Mode != policy.NetworkOn {
+		f |= unix.CLONE_NEWNET
+	}
+	if os.Geteuid() != 0 {
+		f |= unix.CLONE_NEWUSER
+	}
+	return f
+}
+
+// startZygote starts the sandbox init, places it in the cgroup, sends it
+// the configuration and waits until it has built the sandbox.
+func (in *instance) startZygote(ctx context.Context) (*zygote, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("process: socketpair: %w", err)
+	}
+	parent, child := os.NewFile(uintptr(fds[0]), "kavach-init"), os.NewFile(uintptr(fds[1]), "kavach-init")
+	defer child.Close()
+	cmd := &exec.Cmd{Path: reexec.Self, Args: []string{initName}, Env: []string{"GOGC=off"}, Dir: "/",
+		ExtraFiles: []*os.File{child}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: in.cloneFlags(), Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() != 0 {
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	}
+	if in.cg != nil {
+		if fd, ok := in.cg.FD(); ok {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("process: start sandbox init: %w", err)
+	}
+	z := &zygote{cmd: cmd, sock: parent, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(z.exited) }()
+	if err := in.handshake(ctx, z); err != nil {
+		z.kill()
+		return nil, err
+	}
+	return z, nil
+}
+
+func (in *instance) handshake(ctx context.Context, z *zygote) error {
+	if in.cg != nil {
+		if _, ok := in.cg.FD(); !ok {
+			if err := in.cg.AddProc(z.cmd.Process.Pid); err != nil {
+				return fmt.Errorf("process: join cgroup: %w", err)
+			}
+		}
+	}
+	if err := sendMsg(z.fd(), in.initConfig()); err != nil {
+		return fmt.Errorf("%w: send configuration: %v", ErrNoInit, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = z.cmd.Process.Kill() })
+	defer stop()
+	files, err := recvMsg(z.fd(), make([]byte, 64<<10), &z.rep)
+	closeAll(files)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return ErrNoInit
+	case z.rep.Stage != "ready":
+		return fmt.Errorf("%w at %s: %s", ErrSetup, z.rep.Stage, z.rep.Error)
+	case len(in.seccomp) > 0 && !z.rep.Seccomp:
+		return fmt.Errorf("%w: seccomp filter not loaded", ErrSetup)
+	}
+	return nil
+}
+
+// ensureZygote returns the running init, starting a new one when the last
+// died (the work directory persists; /tmp starts empty again).
+func (in *instance) ensureZygote(ctx context.Context) (*zygote, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.destroyed {
+		return nil, errors.New("process: sandbox destroyed")
+	}
+	if in.z != nil && in.z.alive() {
+		return in.z, nil
+	}
+	if in.z != nil {
+		in.z.kill()
+	}
+	z, err := in.startZygote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in.z = z
+	return z, nil
+}
+
+// stdio is the parent's side of one exec's descriptors.
+type stdio struct {
+	send   []*os.File // given to the init, closed here once sent
+	outR   *os.File
+	errR   *os.File
+	copies sync.WaitGroup
+}
+
+func (s *stdio) closeSent() {
+	closeAll(s.send)
+	s.send = nil
+}
+
+// newStdio makes stdin (empty, or fed from r), capped stdout and stderr,
+// and one pipe per extra file.
+func newStdio(r io.Reader, files map[int][]byte, stdout, stderr *capture.Buffer) (*stdio, []int, error) {
+	s := &stdio{}
+	fail := func(err error) (*stdio, []int, error) {
+		s.closeSent()
+		closeAll([]*os.File{s.outR, s.errR})
+		return nil, nil, err
+	}
+	in, err := inputPipe(r)
+	if err != nil {
+		return fail(err)
+	}
+	s.send = append(s.send, in)
+	for _, dst := range []struct {
+		r **os.File
+		w *capture.Buffer
+	}{{&s.outR, stdout}, {&s.errR, stderr}} {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		*dst.r = pr
+		s.send = append(s.send, pw)
+		s.copies.Add(1)
+		go func(w *capture.Buffer) { defer s.copies.Done(); _, _ = io.Copy(w, pr) }(dst.w)
+	}
+	targets := make([]int, 0, len(files))
+	for fd := range files {
+		if fd < 3 {
+			return fail(fmt.Errorf("process: inherited fd %d: must be 3 or more", fd))
+		}
+		targets = append(targets, fd)
+	}
+	sort.Ints(targets)
+	for _, fd := range targets {
+		f, err := inputPipe(bytesReader(files[fd]))
+		if err != nil {
+			return fail(err)
+		}
+		s.send = append(s.send, f)
+	}
+	return s, targets, nil
+}
+
+// inputPipe returns a read end fed from r by a goroutine, or /dev/null.
+func inputPipe(r io.Reader) (*os.File, error) {
+	if r == nil {
+		return os.Open(os.DevNull)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer pw.Close()
+		_, _ = io.Copy(pw, r)
+	}()
+	return pr, nil
+}
+
+type sliceReader struct{ b []byte }
+
+func (s *sliceReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+func bytesReader(b []byte) io.Reader { return &sliceReader{b} }
+
+// Exec runs one payload in the sandbox: the init forks it in a new session
+// as its child, and kills whatever the payload left behind when it ends.
+func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backend.ExecOutput, error) {
+	in.execMu.Lock()
+	defer in.execMu.Unlock()
+	z, err := in.ensureZygote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stdout, stderr := capture.New(req.MaxOutput), capture.New(req.MaxOutput)
+	io, targets, err := newStdio(req.Stdin, req.Files, stdout, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll([]*os.File{io.outR, io.errR})
+	cwd := req.Workdir
+	if cwd == "" {
+		cwd = policy.WorkDir
+	}
+	oomBefore, cpuBefore := in.oomKills(), in.cgroupCPU()
+	start := time.Now()
+	msg := execRequest{Argv: req.Argv, Env: mergeEnv(in.spec.Env, req.Env), Cwd: cwd, Files: targets}
+	err = sendMsg(z.fd(), msg, fileFDs(io.send)...)
+	io.closeSent()
+	if err != nil {
+		z.kill()
+		return nil, fmt.Errorf("%w: %v", errSandboxLost, err)
+	}
+	reply, timedOut, err := in.await(ctx, z, req.Timeout)
+	dur := time.Since(start)
+	drain(io)
+	if err != nil && !errors.Is(err, errSandboxLost) {
+		return nil, err
+	}
+	out := &backend.ExecOutput{
+		Stdout: stdout.Bytes(), Stderr: stderr.Bytes(),
+		StdoutTruncated: stdout.Truncated(), StderrTruncated: stderr.Truncated(), Duration: dur,
+		CPUTime: time.Duration(reply.UtimeUS+reply.StimeUS) * time.Microsecond, MaxRSSKB: reply.MaxRSSKB,
+	}
+	oom := in.oomKills() > oomBefore
+	if err != nil && !oom && !timedOut {
+		return nil, err // the init died for another reason
+	}
+	classify(out, reply, req.Argv[0], timedOut, oom)
+	if after := in.cgroupCPU(); after-cpuBefore > out.CPUTime {
+		out.CPUTime = after - cpuBefore // includes processes nobody waited for
+	}
+	return out, nil
+}
+
+// await waits for the init's reply, asking it to kill the payload on
+// timeout or cancellation and killing the init itself if it does not obey.
+func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration) (execReply, bool, error) {
+	type result struct {
+		r   execReply
+		err error
+	}
+	replies := make(chan result, 1)
+	go func() {
+		var r execReply
+		files, err := recvMsg(z.fd(), make([]byte, 64<<10), &r)
+		closeAll(files)
+		replies <- result{r, err}
+	}()
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	var grace <-chan time.Time
+	timedOut, cancelled := false, false
+	killPayload := func() {
+		_ = sendMsg(z.fd(), execRequest{Kill: true})
+		g := time.NewTimer(killGrace)
+		grace = g.C
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case res := <-replies:
+			if res.err != nil {
+				z.kill()
+				return res.r, timedOut, fmt.Errorf("%w: %v", errSandboxLost, res.err)
+			}
+			if cancelled {
+				return res.r, false, ctx.Err()
+			}
+			return res.r, timedOut, nil
+		case <-deadline:
+			timedOut, deadline = true, nil
+			killPayload()
+		case <-done:
+			cancelled, done = true, nil
+			killPayload()
+		case <-grace:
+			z.kill() // the init did not obey: the whole sandbox goes
+			grace = nil
+		}
+	}
+}
+
+// drain waits for the output copies to reach EOF. Every writer is gone once
+// the init has replied, so this is quick; the bound guards against a
+// descriptor that escaped (it cannot, but a hung copy must not hang kavach).
+func drain(s *stdio) {
+	done := make(chan struct{})
+	go func() { s.copies.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		closeAll([]*os.File{s.outR, s.errR})
+		<-done
+	}
+}
+
+func fileFDs(files []*os.File) []int {
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	return fds
+}
+
+// classify fills status, exit code and signal.
+func classify(out *backend.ExecOutput, r execReply, name string, timedOut, oom bool) {
+	switch {
+	case timedOut:
+		out.Status, out.Signal, out.ExitCode = backend.StatusTimeout, int(syscall.SIGKILL), 124
+	case oom:
+		out.Status, out.ExitCode, out.Signal = backend.StatusOOM, 137, int(syscall.SIGKILL)
+	case !r.Started:
+		out.Status, out.ExitCode = backend.StatusError, 127
+		out.Error = "command not found: " + name
+		if r.Errno != int(unix.ENOENT) {
+			out.ExitCode, out.Error = 126, "command not executable: "+name+": "+r.Error
+		}
+	case r.Signal != 0:
+		out.Status, out.Signal, out.ExitCode = backend.StatusSignaled, r.Signal, 128+r.Signal
+	default:
+		out.Status, out.ExitCode = backend.StatusExited, r.ExitCode
+	}
 }
 
 // mergeEnv overlays extra "K=V" entries on base.
@@ -103,224 +446,6 @@ func envKey(kv string) string {
 	return kv
 }
 
-// payloadFiles makes one pipe per requested fd, filled with its content by
-// a goroutine, and records the fd mapping in cfg.
-func payloadFiles(ctx context.Context, files map[int][]byte, cfg *initConfig) ([]*os.File, func(), error) {
-	if len(files) == 0 {
-		return nil, func() {}, nil
-	}
-	targets := make([]int, 0, len(files))
-	for fd := range files {
-		if fd < 3 {
-			return nil, nil, fmt.Errorf("process: inherited fd %d: must be 3 or more", fd)
-		}
-		targets = append(targets, fd)
-	}
-	sort.Ints(targets)
-	var out []*os.File
-	cleanup := func() {
-		for _, f := range out {
-			f.Close()
-		}
-	}
-	cfg.Files = map[int]int{}
-	base := max(fdFirst, targets[len(targets)-1]+1) // sources above every target
-	for i, fd := range targets {
-		r, w, err := os.Pipe()
-		if err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-		go func(data []byte) {
-			defer w.Close()
-			_, _ = w.Write(data)
-		}(files[fd])
-		out = append(out, r)
-		cfg.Files[fd] = base + i
-	}
-	return padFiles(out, base), cleanup, nil
-}
-
-// padFiles places files so that ExtraFiles index i becomes fd 3+i: the
-// report and config pipes take 3 and 4, the payload pipes start at base.
-func padFiles(files []*os.File, base int) []*os.File {
-	padded := make([]*os.File, base-fdFirst, base-fdFirst+len(files))
-	return append(padded, files...)
-}
-
-func (in *instance) cloneFlags() uintptr {
-	f := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if in.spec.Policy.Network.Mode != policy.NetworkOn {
-		f |= unix.CLONE_NEWNET
-	}
-	if os.Geteuid() != 0 {
-		f |= unix.CLONE_NEWUSER
-	}
-	return f
-}
-
-func (in *instance) start(cfg *initConfig, req *backend.ExecRequest, stdout, stderr *capture.Buffer, files []*os.File) (*exec.Cmd, *os.File, error) {
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer cfgR.Close()
-	repR, repW, err := os.Pipe()
-	if err != nil {
-		cfgW.Close()
-		return nil, nil, err
-	}
-	defer repW.Close()
-	cmd := &exec.Cmd{Path: reexec.Self, Args: []string{initName}, Env: []string{}, Dir: "/",
-		Stdin: req.Stdin, Stdout: stdout, Stderr: stderr,
-		ExtraFiles: append([]*os.File{cfgR, repW}, files...), WaitDelay: time.Second}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: in.cloneFlags(), Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() != 0 {
-		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
-		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
-	}
-	if in.cg != nil {
-		if fd, ok := in.cg.FD(); ok {
-			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
-		}
-	}
-	in.mu.Lock()
-	if in.destroyed {
-		in.mu.Unlock()
-		cfgW.Close()
-		repR.Close()
-		return nil, nil, fmt.Errorf("process: sandbox destroyed")
-	}
-	err = cmd.Start()
-	if err == nil {
-		in.running[cmd.Process] = struct{}{}
-	}
-	in.mu.Unlock()
-	if err != nil {
-		cfgW.Close()
-		repR.Close()
-		return nil, nil, fmt.Errorf("process: start sandbox init: %w", err)
-	}
-	if err := in.sendConfig(cmd, cfgW, cfg); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		in.forget(cmd.Process)
-		repR.Close()
-		return nil, nil, err
-	}
-	return cmd, repR, nil
-}
-
-// sendConfig joins the init to the cgroup (v1: before it runs anything) and
-// then releases it by sending its configuration.
-func (in *instance) sendConfig(cmd *exec.Cmd, w *os.File, cfg *initConfig) error {
-	defer w.Close()
-	if in.cg != nil {
-		if _, ok := in.cg.FD(); !ok {
-			if err := in.cg.AddProc(cmd.Process.Pid); err != nil {
-				return fmt.Errorf("process: join cgroup: %w", err)
-			}
-		}
-	}
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
-		return fmt.Errorf("process: send config to init: %w", err)
-	}
-	return nil
-}
-
-func (in *instance) forget(p *os.Process) {
-	in.mu.Lock()
-	delete(in.running, p)
-	in.mu.Unlock()
-}
-
-// wait waits for the payload, killing its whole pid namespace on timeout or
-// cancellation, and builds the output.
-func (in *instance) wait(ctx context.Context, cmd *exec.Cmd, repR *os.File, req *backend.ExecRequest, stdout, stderr *capture.Buffer) (*backend.ExecOutput, error) {
-	start := time.Now()
-	defer in.forget(cmd.Process)
-	oomBefore := in.oomKills()
-	cpuBefore := in.cgroupCPU()
-	reports := make(chan initReport, 1)
-	go func() { reports <- readReports(repR) }()
-	var timedOut, cancelled atomic.Bool
-	stop := context.AfterFunc(ctx, func() { cancelled.Store(true); _ = cmd.Process.Kill() })
-	defer stop()
-	if req.Timeout > 0 {
-		t := time.AfterFunc(req.Timeout, func() { timedOut.Store(true); _ = cmd.Process.Kill() })
-		defer t.Stop()
-	}
-	waitErr := cmd.Wait()
-	rep := <-reports
-	dur := time.Since(start)
-	if cancelled.Load() && !timedOut.Load() {
-		return nil, ctx.Err()
-	}
-	out := &backend.ExecOutput{
-		Stdout: stdout.Bytes(), Stderr: stderr.Bytes(),
-		StdoutTruncated: stdout.Truncated(), StderrTruncated: stderr.Truncated(), Duration: dur,
-	}
-	if err := in.classify(out, cmd, waitErr, rep, req.Argv[0]); err != nil {
-		return nil, err
-	}
-	switch {
-	case timedOut.Load():
-		out.Status = backend.StatusTimeout
-	case in.oomKills() > oomBefore:
-		out.Status, out.ExitCode, out.Signal = backend.StatusOOM, 137, int(syscall.SIGKILL)
-	}
-	in.usage(out, cmd, cpuBefore)
-	return out, nil
-}
-
-// classify fills status, exit code and signal from the init's reports and
-// the wait status.
-func (in *instance) classify(out *backend.ExecOutput, cmd *exec.Cmd, waitErr error, rep initReport, name string) error {
-	ps := cmd.ProcessState
-	if ps == nil {
-		return fmt.Errorf("process: wait: %w", waitErr)
-	}
-	switch rep.Stage {
-	case "ready":
-	case "exec":
-		out.Status, out.ExitCode = backend.StatusError, 127
-		out.Error = "command not found: " + name
-		if rep.Errno == int(unix.EACCES) || rep.Errno == int(unix.ENOEXEC) || rep.Errno == int(unix.EISDIR) || rep.Errno == int(unix.EPERM) {
-			out.ExitCode, out.Error = 126, "command not executable: "+name+": "+rep.Error
-		}
-		return nil
-	case "":
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			break // killed (timeout, OOM, destroy) before it reported
-		}
-		return ErrNoInit
-	default:
-		return fmt.Errorf("%w at %s: %s", ErrSetup, rep.Stage, rep.Error)
-	}
-	ws := ps.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		out.Status, out.Signal, out.ExitCode = backend.StatusSignaled, int(ws.Signal()), 128+int(ws.Signal())
-	} else {
-		out.Status, out.ExitCode = backend.StatusExited, ws.ExitStatus()
-	}
-	return nil
-}
-
-func (in *instance) usage(out *backend.ExecOutput, cmd *exec.Cmd, cpuBefore time.Duration) {
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		out.MaxRSSKB = ru.Maxrss
-		out.CPUTime = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	if after := in.cgroupCPU(); after > cpuBefore {
-		out.CPUTime = max(out.CPUTime, after-cpuBefore) // includes processes nobody waited for
-	}
-}
-
 func (in *instance) oomKills() int64 {
 	if in.cg == nil {
 		return 0
@@ -341,19 +466,4 @@ func (in *instance) cgroupCPU() time.Duration {
 		return 0
 	}
 	return st.CPUTime
-}
-
-// readReports returns the init's last report; EOF without one means the
-// init died or never ran kavach's init code.
-func readReports(r *os.File) initReport {
-	defer r.Close()
-	var last initReport
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		var rep initReport
-		if json.Unmarshal(sc.Bytes(), &rep) == nil {
-			last = rep
-		}
-	}
-	return last
 }

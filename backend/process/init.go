@@ -1,12 +1,9 @@
 package process
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"syscall"
@@ -17,82 +14,52 @@ import (
 	"github.com/kavach-sandbox/kavach/internal/seccomp"
 )
 
-// initName is argv[0] of the sandbox init, a re-executed copy of the
-// current binary that sets up the sandbox from inside its namespaces and
-// then execs the payload, which becomes PID 1 of the sandbox.
+// initName is argv[0] of the sandbox init: a re-executed copy of the
+// current binary that builds the sandbox from inside its namespaces, then
+// stays as PID 1 and runs each exec's payload (see zygote.go).
 const initName = "kavach-init"
 
 func init() { reexec.Register(initName, initMain) }
 
-// initMain runs in the child. It never returns: it execs the payload or
-// exits after reporting why it could not.
+// initMain runs in the child and never returns.
 func initMain() {
-	runtime.LockOSThread() // credentials, Landlock and seccomp are per thread; exec from this one
-	report := os.NewFile(fdReport, "report")
-	cfg, err := readConfig()
-	if err != nil {
-		failInit(report, "config", err)
-	}
-	rep, err := setupSandbox(cfg)
-	if err != nil {
-		failInit(report, rep.Stage, err)
-	}
-	path, err := lookPath(cfg.Argv[0], cfg.Env)
-	if err != nil {
-		failInit(report, "exec", err)
-	}
-	if len(cfg.Seccomp) > 0 {
-		prog, err := seccomp.UnmarshalProgram(cfg.Seccomp)
-		if err != nil {
-			failInit(report, "seccomp", err)
-		}
-		rep.Seccomp = true
-		rep.Stage = "ready"
-		writeReport(report, rep)
-		if err := prog.Load(); err != nil {
-			failInit(report, "seccomp", err)
-		}
-	} else {
-		rep.Stage = "ready"
-		writeReport(report, rep)
-	}
-	err = unix.Exec(path, cfg.Argv, cfg.Env)
-	failInit(report, "exec", fmt.Errorf("%s: %w", cfg.Argv[0], err))
-}
-
-func readConfig() (*initConfig, error) {
-	f := os.NewFile(fdConfig, "config")
-	defer f.Close()
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return nil, err
-	}
+	// Per-thread state (capability bounding set) must be that of the
+	// thread that forks payloads: the main goroutine, locked to it.
+	runtime.LockOSThread()
+	buf := make([]byte, maxMessage)
 	var cfg initConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, err
+	if files, err := recvMsg(fdSocket, buf, &cfg); err != nil {
+		os.Exit(125)
+	} else {
+		closeAll(files)
 	}
-	if len(cfg.Argv) == 0 {
-		return nil, errors.New("empty argv")
+	rep, err := setupSandbox(&cfg)
+	if err == nil && len(cfg.Seccomp) > 0 {
+		err = loadSeccomp(cfg.Seccomp, &rep)
 	}
-	return &cfg, nil
+	if err != nil {
+		rep.Error = err.Error()
+		_ = sendMsg(fdSocket, rep)
+		os.Exit(125)
+	}
+	rep.Stage = "ready"
+	if err := sendMsg(fdSocket, rep); err != nil {
+		os.Exit(125)
+	}
+	serve(fdSocket, buf)
 }
 
-func writeReport(w *os.File, r initReport) {
-	b, _ := json.Marshal(r)
-	_, _ = w.Write(append(b, '\n'))
-}
-
-func failInit(w *os.File, stage string, err error) {
-	r := initReport{Stage: stage, Error: err.Error()}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		r.Errno = int(errno)
+func loadSeccomp(b []byte, rep *initReport) error {
+	rep.Stage = "seccomp"
+	prog, err := seccomp.UnmarshalProgram(b)
+	if err != nil {
+		return err
 	}
-	if errors.Is(err, exec.ErrNotFound) {
-		r.Errno = int(unix.ENOENT)
+	if err := prog.Load(); err != nil {
+		return err
 	}
-	writeReport(w, r)
-	os.Exit(127)
+	rep.Seccomp = true
+	return nil
 }
 
 // setupSandbox applies every layer but seccomp, in order. The returned
@@ -111,8 +78,8 @@ func setupSandbox(cfg *initConfig) (initReport, error) {
 		{"rlimits", func(c *initConfig, _ *initReport) error { return setRlimits(c.Rlimits) }},
 		{"no_new_privs", func(*initConfig, *initReport) error { return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }},
 		{"landlock", applyLandlock},
-		{"files", func(c *initConfig, _ *initReport) error { return installFiles(c.Files) }},
 		{"credentials", func(c *initConfig, _ *initReport) error { return dropPrivileges(c.UID, c.GID) }},
+		{"dumpable", func(*initConfig, *initReport) error { return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) }},
 	}
 	for _, s := range steps {
 		if err := s.fn(cfg, &rep); err != nil {
@@ -174,26 +141,21 @@ func setRlimits(r rlimits) error {
 	return nil
 }
 
-// installFiles moves inherited descriptors to the numbers the payload
-// expects. Sources are all >= fdFirst and above every target by
-// construction of the parent, so no target overwrites a pending source.
-func installFiles(files map[int]int) error {
-	for target, src := range files {
-		if err := unix.Dup3(src, target, 0); err != nil {
-			return fmt.Errorf("fd %d: %w", target, err)
-		}
-		if src != target {
-			_ = unix.Close(src)
-		}
-	}
-	return nil
-}
-
-// dropPrivileges clears the capability bounding and ambient sets, switches
-// to the unprivileged uid/gid with no supplementary groups, and clears the
-// remaining capability sets. It acts on the calling (locked) thread, whose
-// credentials the payload inherits at execve.
+// dropPrivileges clears the capability bounding and ambient sets of the
+// forking thread, then switches every thread to the unprivileged uid/gid
+// with no supplementary groups (which clears the permitted and effective
+// sets), and clears what remains of this thread's capability sets.
 func dropPrivileges(uid, gid int) error {
+	// Root inside (rootless mode) must not regain capabilities at execve.
+	const (
+		secbitNoRoot         = 1 << 0
+		secbitNoRootLocked   = 1 << 1
+		secbitKeepCapsLocked = 1 << 5
+		secure               = secbitNoRoot | secbitNoRootLocked | secbitKeepCapsLocked
+	)
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, secure, 0, 0, 0); err != nil {
+		return fmt.Errorf("securebits: %w", err)
+	}
 	last := lastCap()
 	for c := 0; c <= last; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
@@ -203,14 +165,15 @@ func dropPrivileges(uid, gid int) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
-		return fmt.Errorf("setgroups: %w", e)
+	// The syscall package applies these to every thread of the process.
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
-		return fmt.Errorf("setresgid: %w", e)
+	if err := syscall.Setresgid(gid, gid, gid); err != nil {
+		return fmt.Errorf("setresgid: %w", err)
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
-		return fmt.Errorf("setresuid: %w", e)
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		return fmt.Errorf("setresuid: %w", err)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
@@ -230,27 +193,4 @@ func lastCap() int {
 		return 63
 	}
 	return n
-}
-
-// lookPath resolves the command with the sandbox's PATH, inside the new root.
-func lookPath(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	path := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			path = v
-		}
-	}
-	for _, dir := range strings.Split(path, ":") {
-		if dir == "" {
-			dir = "."
-		}
-		p := dir + "/" + name
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
 }

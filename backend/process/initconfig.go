@@ -3,10 +3,8 @@ package process
 // initConfig is what the parent sends to the sandbox init over fd 3, as
 // JSON. It holds no secrets: secret values travel through their own pipes.
 type initConfig struct {
-	Argv     []string `json:"argv"`
-	Env      []string `json:"env"`
-	Cwd      string   `json:"cwd"`
-	Hostname string   `json:"hostname"`
+	Cwd      string `json:"cwd"` // initial directory; each exec names its own
+	Hostname string `json:"hostname"`
 
 	// Root is the host directory that becomes the new root (a tmpfs is
 	// mounted on it inside the sandbox's mount namespace).
@@ -24,9 +22,6 @@ type initConfig struct {
 	Seccomp  []byte `json:"seccomp,omitempty"`
 
 	Rlimits rlimits `json:"rlimits"`
-
-	// Files maps fd numbers of the payload to fds the init inherited.
-	Files map[int]int `json:"files,omitempty"`
 }
 
 type bindMount struct {
@@ -41,8 +36,8 @@ type rlimits struct {
 	NoFile     uint64 `json:"nofile,omitempty"`
 }
 
-// initReport is written by the init to fd 4 just before execve (stage
-// "ready") or when setup fails. A successful execve closes fd 4.
+// initReport is the init's answer to its configuration: stage "ready" once
+// every layer is in force, or the stage that failed.
 type initReport struct {
 	Stage       string `json:"stage"`
 	Error       string `json:"error,omitempty"`
@@ -51,12 +46,8 @@ type initReport struct {
 	Seccomp     bool   `json:"seccomp,omitempty"`
 }
 
-// Fixed descriptor numbers in the init.
-const (
-	fdConfig = 3
-	fdReport = 4
-	fdFirst  = 5 // first inherited payload file
-)
+// fdSocket is the init's end of its socket to the parent.
+const fdSocket = 3
 
 // The unprivileged identity the payload runs as.
 const (

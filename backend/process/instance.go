@@ -34,8 +34,9 @@ type instance struct {
 	uid     int
 	gid     int
 
-	mu        sync.Mutex
-	running   map[*os.Process]struct{}
+	execMu    sync.Mutex // one exec at a time
+	mu        sync.Mutex // guards z and destroyed
+	z         *zygote
 	destroyed bool
 }
 
@@ -43,7 +44,7 @@ var cleanupOnce sync.Once
 
 func newInstance(ctx context.Context, spec *backend.Spec) (_ *instance, err error) {
 	cleanupOnce.Do(func() { cleanStale(ctx) })
-	in := &instance{spec: *spec, running: map[*os.Process]struct{}{}, uid: sandboxUID, gid: sandboxGID}
+	in := &instance{spec: *spec, uid: sandboxUID, gid: sandboxGID}
 	if os.Geteuid() != 0 {
 		in.uid, in.gid = 0, 0 // rootless: the only mapped id is the caller's, seen as 0
 	}
@@ -61,6 +62,9 @@ func newInstance(ctx context.Context, spec *backend.Spec) (_ *instance, err erro
 	}
 	in.makeCgroup(ctx, lost)
 	in.enf = in.enforcement(lost)
+	if _, err := in.ensureZygote(ctx); err != nil {
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -203,15 +207,16 @@ func (in *instance) Resume(ctx context.Context) error {
 func (in *instance) Destroy(ctx context.Context) error {
 	in.mu.Lock()
 	in.destroyed = true
-	procs := make([]*os.Process, 0, len(in.running))
-	for p := range in.running {
-		procs = append(procs, p)
-	}
+	z := in.z
+	in.z = nil
 	in.mu.Unlock()
-	for _, p := range procs {
-		_ = p.Kill() // PID 1 of the sandbox: its namespace dies with it
-	}
 	var errs []error
+	if in.cg != nil && in.cg.Applied().Freezer {
+		_ = in.cg.Thaw(ctx) // a frozen init cannot die
+	}
+	if z != nil {
+		z.kill() // PID 1 of the sandbox: every process of its namespace dies with it
+	}
 	if in.cg != nil {
 		if err := in.cg.Destroy(ctx); err != nil {
 			errs = append(errs, err)

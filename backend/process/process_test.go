@@ -177,7 +177,7 @@ func TestStdinEnvWorkdir(t *testing.T) {
 
 func TestHostEnvironmentNotInherited(t *testing.T) {
 	t.Setenv("KAVACH_TEST_HOST_SECRET", "do-not-leak")
-	out := run(t, policy.Strict(), "env; cat /proc/1/environ")
+	out := run(t, policy.Strict(), "env; tr \"\\\\0\" \"\\\\n\" < /proc/self/environ")
 	mustExit(t, out, 0)
 	if strings.Contains(string(out.Stdout), "do-not-leak") {
 		t.Fatalf("host environment visible inside: %s", out.Stdout)
@@ -191,6 +191,16 @@ func TestWorkPersistsBetweenExecs(t *testing.T) {
 	mustExit(t, out, 0)
 	if string(out.Stdout) != "kept\n" {
 		t.Fatalf("work dir not kept: %q", out.Stdout)
+	}
+}
+
+func TestLeftoversKilledAfterExec(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	mustExit(t, execIn(t, inst, "sh", "-c", "echo tmp-state > /tmp/s; sleep 1000 >/dev/null 2>&1 &"), 0)
+	out := execIn(t, inst, "sh", "-c", "cat /tmp/s; ls /proc | grep -c '^[0-9]'")
+	mustExit(t, out, 0)
+	if got := string(out.Stdout); got != "tmp-state\n4\n" { // init, sh, ls, grep: the sleep is gone
+		t.Fatalf("stdout %q, want /tmp kept and no leftover sleep", got)
 	}
 }
 
@@ -339,7 +349,7 @@ func TestHostProcessesInvisibleAndUnkillable(t *testing.T) {
 	if out.ExitCode == 0 {
 		t.Fatalf("host pid %s visible inside", pid)
 	}
-	if n, _ := strconv.Atoi(strings.TrimSpace(strings.Split(string(out.Stdout), "\n")[0])); n > 3 {
+	if n, _ := strconv.Atoi(strings.TrimSpace(strings.Split(string(out.Stdout), "\n")[0])); n > 4 { // the init, sh, ls and grep
 		t.Errorf("sandbox sees %d processes", n)
 	}
 	if err := sleeper.Process.Signal(syscall0()); err != nil {
