@@ -4,6 +4,7 @@ import (
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/backend/noop"
 	"github.com/kavach-sandbox/kavach/backend/process"
+	"github.com/kavach-sandbox/kavach/backend/wasm"
 )
 
 // The backends built into kavach. A backend not registered here reports
@@ -11,4 +12,5 @@ import (
 func init() {
 	backend.Register(noop.New())
 	backend.Register(process.New())
+	backend.Register(wasm.New())
 }

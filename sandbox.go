@@ -81,9 +81,8 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 // applied and refuses lost layers (unless best-effort) and low scores.
 func (s *Sandbox) checkEnforcement() error {
 	enf := s.inst.Enforcement()
-	asked := score.Asked(&s.cfg.Policy)
-	s.score = score.Compute(s.driver.Info().ScoreBackend(), asked, enf.Layers, enf.Lost)
-	if lost := lostLayers(s.score, asked); len(lost) > 0 && !s.cfg.Policy.BestEffort && s.driver.Info().Name != backend.Noop {
+	s.score = score.Compute(s.driver.Info().ScoreBackend(), score.Asked(&s.cfg.Policy), enf.Layers, enf.Lost)
+	if lost := lostLayers(s.score, s.driver.Info()); len(lost) > 0 && !s.cfg.Policy.BestEffort && s.driver.Info().Name != backend.Noop {
 		return fmt.Errorf("%w on %s: %s (set best_effort to run with a lower score)",
 			ErrLayerUnavailable, s.driver.Info().Name, strings.Join(lost, "; "))
 	}
@@ -94,9 +93,16 @@ func (s *Sandbox) checkEnforcement() error {
 }
 
 // lostLayers lists the asked modifiers that were not applied, with reasons.
-func lostLayers(sc score.Score, asked score.Layers) []string {
+// A seccomp profile is only required where the payload shares the host
+// kernel: a backend with a kernel of its own (gVisor, a VM) or none at all
+// (WebAssembly) loses its points but is not refused.
+func lostLayers(sc score.Score, info backend.Info) []string {
 	var out []string
 	for _, m := range sc.Modifiers {
+		seccomp := m.Name == score.ModSeccompBasic || m.Name == score.ModSeccompStrict
+		if seccomp && !info.SharedKernel {
+			continue
+		}
 		if m.Points > 0 && !m.Applied && strings.HasPrefix(m.Reason, "requested") {
 			out = append(out, m.Name+": "+m.Reason)
 		}
