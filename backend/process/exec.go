@@ -17,6 +17,7 @@ import (
 
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/internal/capture"
+	"github.com/kavach-sandbox/kavach/internal/cgroup"
 	"github.com/kavach-sandbox/kavach/internal/reexec"
 	"github.com/kavach-sandbox/kavach/policy"
 )
@@ -291,7 +292,7 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	if cwd == "" {
 		cwd = policy.WorkDir
 	}
-	oomBefore, cpuBefore := in.oomKills(), in.cgroupCPU()
+	before := in.stats()
 	start := time.Now()
 	msg := execRequest{Argv: req.Argv, Env: mergeEnv(in.spec.Env, req.Env), Cwd: cwd, Files: targets}
 	err = sendMsg(z.fd(), msg, fileFDs(io.send)...)
@@ -311,13 +312,14 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 		StdoutTruncated: stdout.Truncated(), StderrTruncated: stderr.Truncated(), Duration: dur,
 		CPUTime: time.Duration(reply.UtimeUS+reply.StimeUS) * time.Microsecond, MaxRSSKB: reply.MaxRSSKB,
 	}
-	oom := in.oomKills() > oomBefore
+	after := in.stats()
+	oom := after.OOMKills > before.OOMKills
 	if err != nil && !oom && !timedOut {
 		return nil, err // the init died for another reason
 	}
 	classify(out, reply, req.Argv[0], timedOut, oom)
-	if after := in.cgroupCPU(); after-cpuBefore > out.CPUTime {
-		out.CPUTime = after - cpuBefore // includes processes nobody waited for
+	if used := after.CPUTime - before.CPUTime; used > out.CPUTime {
+		out.CPUTime = used // includes processes nobody waited for
 	}
 	return out, nil
 }
@@ -446,24 +448,11 @@ func envKey(kv string) string {
 	return kv
 }
 
-func (in *instance) oomKills() int64 {
+// stats reads the sandbox cgroup's counters (zero without a cgroup).
+func (in *instance) stats() cgroup.Stats {
 	if in.cg == nil {
-		return 0
+		return cgroup.Stats{}
 	}
-	st, err := in.cg.Stats()
-	if err != nil {
-		return 0
-	}
-	return st.OOMKills
-}
-
-func (in *instance) cgroupCPU() time.Duration {
-	if in.cg == nil {
-		return 0
-	}
-	st, err := in.cg.Stats()
-	if err != nil {
-		return 0
-	}
-	return st.CPUTime
+	st, _ := in.cg.Stats()
+	return st
 }
