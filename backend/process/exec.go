@@ -85,7 +85,7 @@ func (in *instance) initConfig() *initConfig {
 		cfg.Rlimits.CPUSeconds = uint64(math.Ceil(time.Duration(p.Limits.CPUTime).Seconds()))
 	}
 	for _, m := range p.Filesystem.Mounts {
-		cfg.Mounts = append(cfg.Mounts, bindMount{Source: m.Source, Dest: m.Dest, RW: m.Mode == policy.ReadWrite})
+		cfg.Mounts = append(cfg.Mounts, bindMount{Source: m.Source, Dest: m.Dest, RW: m.Mode == policy.ReadWrite, IDMap: -1})
 	}
 	return cfg
 }
@@ -144,7 +144,12 @@ func (in *instance) handshake(ctx context.Context, z *zygote) error {
 			}
 		}
 	}
-	if err := sendMsg(z.fd(), in.initConfig()); err != nil {
+	cfg := in.initConfig()
+	userns, err := idmapFiles(cfg)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSetup, err)
+	}
+	if err := sendMsg(z.fd(), cfg, fileFDs(userns)...); err != nil {
 		return fmt.Errorf("%w: send configuration: %v", ErrNoInit, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = z.cmd.Process.Kill() })

@@ -28,12 +28,15 @@ func initMain() {
 	runtime.LockOSThread()
 	buf := make([]byte, maxMessage)
 	var cfg initConfig
-	if files, err := recvMsg(fdSocket, buf, &cfg); err != nil {
+	files, err := recvMsg(fdSocket, buf, &cfg)
+	if err != nil {
 		os.Exit(125)
-	} else {
-		closeAll(files)
+	}
+	for _, f := range files {
+		cfg.usernsFDs = append(cfg.usernsFDs, int(f.Fd()))
 	}
 	rep, err := setupSandbox(&cfg)
+	closeAll(files)
 	if err == nil && len(cfg.Seccomp) > 0 {
 		err = loadSeccomp(cfg.Seccomp, &rep)
 	}

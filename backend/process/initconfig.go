@@ -22,12 +22,17 @@ type initConfig struct {
 	Seccomp  []byte `json:"seccomp,omitempty"`
 
 	Rlimits rlimits `json:"rlimits"`
+
+	usernsFDs []int // received with the configuration, for idmapped mounts
 }
 
 type bindMount struct {
 	Source string `json:"source"`
 	Dest   string `json:"dest"`
 	RW     bool   `json:"rw"`
+	// IDMap indexes the user namespace fds sent with the configuration
+	// (idmapped mount, see idmap.go); -1 for a plain bind.
+	IDMap int `json:"idmap"`
 }
 
 type rlimits struct {

@@ -155,25 +155,39 @@ func bindWork(r string, c *initConfig) error {
 
 func bindPolicyMounts(r string, c *initConfig) error {
 	for _, m := range c.Mounts {
-		if err := bind(m.Source, filepath.Join(r, m.Dest), m.RW); err != nil {
+		dst := filepath.Join(r, m.Dest)
+		if m.IDMap < 0 || m.IDMap >= len(c.usernsFDs) {
+			if err := bind(m.Source, dst, m.RW); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := mountPoint(m.Source, dst); err != nil {
+			return err
+		}
+		if err := bindIDMapped(m.Source, dst, c.usernsFDs[m.IDMap]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// bind binds a host file or directory at dst (created as needed), with
-// nosuid and nodev, read-only unless rw.
-func bind(src, dst string, rw bool) error {
+// mountPoint creates dst as a directory or file, like src.
+func mountPoint(src, dst string) error {
 	st, err := os.Stat(src)
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", src, err)
 	}
 	if st.IsDir() {
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			return err
-		}
-	} else if err := touch(dst); err != nil {
+		return os.MkdirAll(dst, 0o755)
+	}
+	return touch(dst)
+}
+
+// bind binds a host file or directory at dst (created as needed), with
+// nosuid and nodev, read-only unless rw.
+func bind(src, dst string, rw bool) error {
+	if err := mountPoint(src, dst); err != nil {
 		return err
 	}
 	if err := unix.Mount(src, dst, "", bindFlags, ""); err != nil {

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -480,5 +481,30 @@ func TestPauseFreezesCounter(t *testing.T) {
 	out := <-done
 	if a == 0 || a != b || b == c {
 		t.Fatalf("counter size while paused %d → %d, after resume %d (exec: %+v)", a, b, c, out)
+	}
+}
+
+func TestReadWriteBindOwnedByCaller(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as root only: rootless payloads already write as the caller")
+	}
+	host := t.TempDir() // 0700, owned by root: the sandbox user could not write it without an idmap
+	if err := os.WriteFile(filepath.Join(host, "in"), []byte("from-host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/out", Mode: policy.ReadWrite}}
+	out := run(t, p, "cat /out/in && echo from-sandbox > /out/result && stat -c %u /out/result && id -u")
+	mustExit(t, out, 0)
+	if got := string(out.Stdout); got != "from-host\n65534\n65534\n" {
+		t.Fatalf("stdout %q", got)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(host, "result"), &st); err != nil || st.Uid != 0 {
+		t.Fatalf("host file owner %d, %v; want the directory's owner (0)", st.Uid, err)
+	}
+	out = run(t, p, "ls -ln / | grep -c ' 0 0 '; echo x > /usr/x")
+	if out.ExitCode == 0 {
+		t.Fatal("idmapped bind leaked write access elsewhere")
 	}
 }

@@ -1,0 +1,126 @@
+package process
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kavach-sandbox/kavach/internal/reexec"
+)
+
+// Read-write binds and the sandbox user. As root, the payload runs as uid
+// 65534, which usually cannot write the caller's directories. A read-write
+// bind whose source belongs to someone else is therefore an idmapped mount
+// (mount_setattr MOUNT_ATTR_IDMAP): inside, the owner's files appear as the
+// sandbox user's, and what the sandbox creates belongs to the owner on the
+// host. No other file changes owner, and nothing outside the bind is
+// affected. The mapping is described by a user namespace that exists only
+// for that purpose (owner ↔ 65534), created once per owner and reused.
+
+const holderName = "kavach-userns-holder"
+
+func init() {
+	// The holder only keeps its user namespace alive until the parent has
+	// opened it: it waits for stdin to close.
+	reexec.Register(holderName, func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	})
+}
+
+type owner struct{ uid, gid int }
+
+var (
+	idmapMu    sync.Mutex
+	idmapCache = map[owner]*os.File{}
+)
+
+// idmapUserns returns an fd of a user namespace mapping the sandbox user to
+// o, for idmapped mounts.
+func idmapUserns(o owner) (*os.File, error) {
+	idmapMu.Lock()
+	defer idmapMu.Unlock()
+	if f := idmapCache[o]; f != nil {
+		return f, nil
+	}
+	cmd := exec.Command(reexec.Self)
+	cmd.Args = []string{holderName}
+	cmd.Env = []string{}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWUSER,
+		// An idmapped mount maps on-disk ids "down" through the namespace:
+		// the owner's id is the namespace side, the sandbox user's the host side.
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: o.uid, HostID: sandboxUID, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: o.gid, HostID: sandboxGID, Size: 1}},
+		Pdeathsig:   syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("idmap user namespace: %w", err)
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/user")
+	stdin.Close()
+	_ = cmd.Wait()
+	if err != nil {
+		return nil, fmt.Errorf("idmap user namespace: %w", err)
+	}
+	idmapCache[o] = f
+	return f, nil
+}
+
+// idmapFiles decides which rw binds need an idmapped mount and returns the
+// user namespace fds to hand to the init (config.Mounts[i].IDMap indexes them).
+func idmapFiles(cfg *initConfig) ([]*os.File, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil // rootless: the payload already is the caller
+	}
+	var files []*os.File
+	index := map[*os.File]int{}
+	for i := range cfg.Mounts {
+		m := &cfg.Mounts[i]
+		m.IDMap = -1
+		var st unix.Stat_t
+		if !m.RW || unix.Stat(m.Source, &st) != nil || int(st.Uid) == cfg.UID {
+			continue
+		}
+		f, err := idmapUserns(owner{int(st.Uid), int(st.Gid)})
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := index[f]; !ok {
+			index[f] = len(files)
+			files = append(files, f)
+		}
+		m.IDMap = index[f]
+	}
+	return files, nil
+}
+
+// bindIDMapped binds src at dst through the user namespace usernsFD.
+func bindIDMapped(src, dst string, usernsFD int) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("open_tree %s: %w", src, err)
+	}
+	defer unix.Close(fd)
+	attr := &unix.MountAttr{
+		Attr_set:  unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
+		Userns_fd: uint64(usernsFD),
+	}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("idmap %s: %w", src, err)
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount %s: %w", dst, err)
+	}
+	return nil
+}
