@@ -57,7 +57,7 @@ func idmapUserns(o owner) (*os.File, error) {
 		return nil, err
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  unix.CLONE_NEWUSER,
+		Cloneflags: unix.CLONE_NEWUSER,
 		// An idmapped mount maps on-disk ids "down" through the namespace:
 		// the owner's id is the namespace side, the sandbox user's the host side.
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: o.uid, HostID: sandboxUID, Size: 1}},
