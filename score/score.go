@@ -181,18 +181,16 @@ func DeclaredValue(b Backend, p *policy.Policy, caps Layers) int {
 // Compute builds the score from the asked and the enforced layers. lost
 // explains, per modifier name, why an asked layer was not enforced.
 func Compute(b Backend, asked, enforced Layers, lost map[string]string) Score {
-	mods := make([]Modifier, 0, 7)
-	add := func(name string, points int, ask, got bool) {
-		mods = append(mods, modifier(name, points, ask, got, lost[name]))
-	}
 	secAsked, secGot := asked.Seccomp, enforced.Seccomp
-	mods = append(mods, seccompOff(b, secAsked, secGot, lost[ModSeccompStrict]+lost[ModSeccompBasic]))
-	add(ModSeccompBasic, PointsSeccompBasic, secAsked == policy.SeccompBasic, secGot == policy.SeccompBasic)
-	add(ModSeccompStrict, PointsSeccompStrict, isAllowList(secAsked), isAllowList(secGot))
-	add(ModFilesystem, PointsFilesystem, asked.Filesystem, enforced.Filesystem)
-	add(ModNetworkOff, PointsNetworkOff, asked.NetworkOff, enforced.NetworkOff)
-	add(ModNetworkAllowlist, PointsNetworkAllowlist, asked.NetworkAllowlist, enforced.NetworkAllowlist)
-	add(ModLimits, PointsLimits, asked.Limits, enforced.Limits)
+	mods := []Modifier{
+		seccompOff(b, secAsked, secGot, lost[ModSeccompStrict]+lost[ModSeccompBasic]),
+		modifier(ModSeccompBasic, PointsSeccompBasic, secAsked == policy.SeccompBasic, secGot == policy.SeccompBasic, lost[ModSeccompBasic]),
+		modifier(ModSeccompStrict, PointsSeccompStrict, isAllowList(secAsked), isAllowList(secGot), lost[ModSeccompStrict]),
+		modifier(ModFilesystem, PointsFilesystem, asked.Filesystem, enforced.Filesystem, lost[ModFilesystem]),
+		modifier(ModNetworkOff, PointsNetworkOff, asked.NetworkOff, enforced.NetworkOff, lost[ModNetworkOff]),
+		modifier(ModNetworkAllowlist, PointsNetworkAllowlist, asked.NetworkAllowlist, enforced.NetworkAllowlist, lost[ModNetworkAllowlist]),
+		modifier(ModLimits, PointsLimits, asked.Limits, enforced.Limits, lost[ModLimits]),
+	}
 	if b.Noop {
 		for i := range mods {
 			mods[i].Applied = false
