@@ -23,9 +23,10 @@ func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Compare sandbox start latency with bare exec and bubblewrap, in one interleaved run",
-		Long: `Runs /bin/true, interleaved, N times each way: bare fork/exec, kavach process
-backend with the strict policy (cold: create, exec, destroy), the same claimed
-from a warm pool, and bubblewrap (when installed). Prints medians and ratios,
+		Long: `Runs /bin/true, interleaved, N times each way: bare fork/exec; kavach's process
+backend with the strict policy, cold (create, exec, destroy), claimed from a warm
+pool (claim and exec; the destroy that follows is not timed), and as one more
+exec in a running sandbox; and bubblewrap (when installed). Prints medians and ratios,
 then sustained throughput at the given concurrency and kavach's memory per
 running sandbox. Absolute times on a busy machine are noisy: read the ratios.`,
 		Args: cobra.NoArgs,
@@ -39,9 +40,11 @@ running sandbox. Absolute times on a busy machine are noisy: read the ratios.`,
 	return cmd
 }
 
+// variant is one way of running /bin/true. run returns an optional
+// cleanup that is performed outside the timed section.
 type variant struct {
 	name string
-	run  func(context.Context) error
+	run  func(context.Context) (func(), error)
 	ns   []float64
 }
 
@@ -55,39 +58,59 @@ func runBench(ctx context.Context, w io.Writer, n, conc int, dur time.Duration) 
 		return exitWith(exitKavachError, err)
 	}
 	defer pool.Close()
-	vs := benchVariants(cfg, pool)
+	warm, err := kavach.New(ctx, cfg)
+	if err != nil {
+		return exitWith(exitKavachError, err)
+	}
+	defer warm.Destroy(context.WithoutCancel(ctx))
+	if err := warm.Start(ctx); err != nil {
+		return exitWith(exitKavachError, err)
+	}
+	vs := benchVariants(cfg, pool, warm)
 	for i := 0; i < n; i++ {
 		for _, v := range vs {
 			t0 := time.Now()
-			if err := v.run(ctx); err != nil {
+			cleanup, err := v.run(ctx)
+			if err != nil {
 				return exitWith(exitKavachError, fmt.Errorf("%s: %w", v.name, err))
 			}
 			v.ns = append(v.ns, float64(time.Since(t0).Nanoseconds()))
+			if cleanup != nil {
+				cleanup()
+			}
 		}
 	}
 	printLatency(w, vs)
 	return printThroughput(ctx, w, cfg, conc, dur)
 }
 
-func benchVariants(cfg kavach.Config, pool *kavach.Pool) []*variant {
+func benchVariants(cfg kavach.Config, pool *kavach.Pool, warm *kavach.Sandbox) []*variant {
 	argv := []string{"/bin/true"}
+	plain := func(f func(context.Context) error) func(context.Context) (func(), error) {
+		return func(ctx context.Context) (func(), error) { return nil, f(ctx) }
+	}
 	vs := []*variant{
-		{name: "bare fork/exec", run: func(ctx context.Context) error { return exec.CommandContext(ctx, "/bin/true").Run() }},
-		{name: "kavach process+strict (cold)", run: func(ctx context.Context) error { return okRun(kavach.Run(ctx, cfg, argv)) }},
-		{name: "kavach process+strict (pool)", run: func(ctx context.Context) error {
+		{name: "bare fork/exec", run: plain(func(ctx context.Context) error { return exec.CommandContext(ctx, "/bin/true").Run() })},
+		{name: "kavach strict: new+exec+destroy", run: plain(func(ctx context.Context) error { return okRun(kavach.Run(ctx, cfg, argv)) })},
+		{name: "kavach strict: pool claim+exec", run: func(ctx context.Context) (func(), error) {
 			sb, err := pool.Claim(ctx)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			defer sb.Destroy(context.WithoutCancel(ctx))
-			return okRun(sb.Exec(ctx, argv))
+			destroy := func() { _ = sb.Destroy(context.WithoutCancel(ctx)) }
+			if err := okRun(sb.Exec(ctx, argv)); err != nil {
+				destroy()
+				return nil, err
+			}
+			return destroy, nil
 		}},
+		{name: "kavach strict: exec in a sandbox", run: plain(func(ctx context.Context) error { return okRun(warm.Exec(ctx, argv)) })},
 	}
 	if bwrap, err := exec.LookPath("bwrap"); err == nil {
-		vs = append(vs, &variant{name: "bwrap --unshare-all", run: func(ctx context.Context) error {
+		vs = append(vs, &variant{name: "bwrap --unshare-all", run: plain(func(ctx context.Context) error {
 			return exec.CommandContext(ctx, bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
 				"--dev", "/dev", "--proc", "/proc", "/bin/true").Run()
-		}})
+		})})
 	}
 	return vs
 }
@@ -116,16 +139,17 @@ func printLatency(w io.Writer, vs []*variant) {
 			bwrap = median(v.ns)
 		}
 	}
-	fmt.Fprintf(w, "%-32s %10s %10s %10s\n", "variant (/bin/true)", "median", "x bare", "x bwrap")
+	fmt.Fprintf(w, "%-36s %10s %10s %10s\n", "variant (/bin/true)", "median", "x bare", "x bwrap")
 	for _, v := range vs {
 		m := median(v.ns)
 		rb := "-"
 		if bwrap > 0 {
 			rb = fmt.Sprintf("%.2f", m/bwrap)
 		}
-		fmt.Fprintf(w, "%-32s %8.2fms %10.2f %10s\n", v.name, m/1e6, m/base, rb)
+		fmt.Fprintf(w, "%-36s %8.2fms %10.2f %10s\n", v.name, m/1e6, m/base, rb)
 	}
-	fmt.Fprintf(w, "kavach overhead over bare exec (cold): %.2f ms\n", (median(vs[1].ns)-base)/1e6)
+	fmt.Fprintf(w, "kavach overhead over bare exec: %.2f ms cold, %.2f ms from the pool, %.2f ms in a running sandbox\n",
+		(median(vs[1].ns)-base)/1e6, (median(vs[2].ns)-base)/1e6, (median(vs[3].ns)-base)/1e6)
 }
 
 // printThroughput runs create→exec→destroy at the given concurrency and
