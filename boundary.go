@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/kavach-sandbox/kavach/audit"
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/credential"
+	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/gate"
 	"github.com/kavach-sandbox/kavach/lifecycle"
+	"github.com/kavach-sandbox/kavach/policy"
 )
 
 // Quarantiner keeps withheld output until someone approves it. The
@@ -54,14 +57,13 @@ func (s *Sandbox) inject(req *backend.ExecRequest) (func(), error) {
 	if s.cfg.Credentials == nil {
 		return nil, fmt.Errorf("%w: secrets are bound but Config.Credentials is nil", ErrConfig)
 	}
-	inj, err := s.cfg.Credentials.Plan(s.cfg.Secrets)
+	direct := directBindings(s.cfg.Secrets)
+	if len(direct) == 0 {
+		return func() {}, nil
+	}
+	inj, err := s.cfg.Credentials.Plan(direct)
 	if err != nil {
 		return nil, err
-	}
-	if len(inj.Proxy) > 0 {
-		inj.Zero()
-		return nil, fmt.Errorf("%w: secret substitution through the egress proxy is not available on %s",
-			ErrLayerUnavailable, s.Backend())
 	}
 	req.Env = append(req.Env, inj.Env...)
 	if inj.Stdin != nil {
@@ -128,4 +130,80 @@ func secretRedactor(store *credential.Store) func([]byte) []byte {
 	}
 	r := audit.NewSecretRedactor(store.Values())
 	return r.Redact
+}
+
+// directBindings are the secrets the payload receives itself; proxy
+// bindings stay outside and are substituted by the egress proxy.
+func directBindings(all []credential.Binding) []credential.Binding {
+	var out []credential.Binding
+	for _, b := range all {
+		if b.Method != credential.MethodProxy {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// proxyHosts opens the network to the hosts that proxy-bound secrets name:
+// such a secret needs the egress proxy, so a policy without network gets an
+// allowlist of exactly those hosts. Unrestricted networking is refused:
+// traffic would not go through the proxy.
+func proxyHosts(p *policy.Policy, binds []credential.Binding) error {
+	for _, b := range binds {
+		if b.Method != credential.MethodProxy {
+			continue
+		}
+		switch p.Network.Mode {
+		case policy.NetworkOn:
+			return fmt.Errorf("%w: secret %s is bound to hosts, which needs the network allowlist, not unrestricted network", ErrConfig, b.Name)
+		case policy.NetworkOff:
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist}
+		}
+		for _, h := range b.Hosts {
+			if !slices.Contains(p.Network.Allow, h) {
+				p.Network.Allow = append(p.Network.Allow, h)
+			}
+		}
+	}
+	return nil
+}
+
+// egressSpec builds the proxy's substitutions: each proxy-bound secret is
+// replaced in the sandbox by a random placeholder of the same shape, in the
+// environment variable named after the secret, and the proxy swaps it back
+// only in requests to the secret's hosts.
+func egressSpec(cfg *Config, onEvent func(egress.Event)) (backend.Egress, []string, error) {
+	e := backend.Egress{OnEvent: onEvent, Resolve: cfg.Egress.Resolve, AllowPrivate: cfg.Egress.AllowPrivate,
+		UpstreamRoots: cfg.Egress.UpstreamRoots}
+	var proxied []credential.Binding
+	for _, b := range cfg.Secrets {
+		if b.Method == credential.MethodProxy {
+			proxied = append(proxied, b)
+		}
+	}
+	if len(proxied) == 0 {
+		return e, nil, nil
+	}
+	if cfg.Credentials == nil {
+		return e, nil, fmt.Errorf("%w: secrets are bound but Config.Credentials is nil", ErrConfig)
+	}
+	inj, err := cfg.Credentials.Plan(proxied)
+	if err != nil {
+		return e, nil, err
+	}
+	defer inj.Zero()
+	var env []string
+	for _, ps := range inj.Proxy {
+		sub := egress.Substitution{Placeholder: egress.GeneratePlaceholder(ps.Value), Secret: slices.Clone(ps.Value)}
+		for _, h := range ps.Hosts {
+			r, err := egress.ParseRule(h)
+			if err != nil {
+				return e, nil, fmt.Errorf("%w: secret %s: %w", ErrConfig, ps.Name, err)
+			}
+			sub.Hosts = append(sub.Hosts, r)
+		}
+		e.Substitutions = append(e.Substitutions, sub)
+		env = append(env, ps.Name+"="+sub.Placeholder)
+	}
+	return e, env, nil
 }

@@ -1,8 +1,11 @@
 package kavach
 
 import (
+	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/audit"
@@ -56,6 +59,17 @@ type Config struct {
 	Secrets []credential.Binding
 	// Audit, when set, receives every event of the sandbox.
 	Audit *audit.Log
+	// Egress adjusts the egress proxy of an allowlist policy.
+	Egress EgressOptions
+}
+
+// EgressOptions override how the egress proxy resolves names, which private
+// ranges it may reach and which upstream certificates it trusts. They exist
+// for tests and private deployments; the zero value uses the host's own.
+type EgressOptions struct {
+	Resolve       func(ctx context.Context, host string) ([]netip.Addr, error)
+	AllowPrivate  []netip.Prefix
+	UpstreamRoots *x509.CertPool
 }
 
 // Validate checks the configuration; errors name the field.
@@ -68,6 +82,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MinScore < 0 || c.MinScore > 100 {
 		return fmt.Errorf("%w: min_score: %d is outside 0..100", ErrConfig, c.MinScore)
+	}
+	if err := proxyHosts(&c.Policy, c.Secrets); err != nil {
+		return err
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/gate"
 	"github.com/kavach-sandbox/kavach/lifecycle"
 	"github.com/kavach-sandbox/kavach/policy"
@@ -62,7 +63,12 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	for _, h := range cfg.Hooks {
 		s.hooks.Add(h)
 	}
-	spec := &backend.Spec{ID: s.id, Policy: cfg.Policy, Env: baseEnv(&cfg.Policy), BestEffort: cfg.Policy.BestEffort}
+	eg, placeholders, err := egressSpec(&cfg, s.networkEvent)
+	if err != nil {
+		return nil, err
+	}
+	spec := &backend.Spec{ID: s.id, Policy: cfg.Policy, Env: append(baseEnv(&cfg.Policy), placeholders...),
+		BestEffort: cfg.Policy.BestEffort, Egress: eg}
 	inst, err := d.Create(ctx, spec)
 	if err != nil {
 		return nil, wrapf(err, "create %s sandbox", info.Name)
@@ -145,6 +151,12 @@ func workdirOf(p *policy.Policy) string {
 		return p.Workdir
 	}
 	return policy.WorkDir
+}
+
+// networkEvent reports a decision of the egress proxy to the hooks.
+func (s *Sandbox) networkEvent(e egress.Event) {
+	s.emit(lifecycle.Event{Type: lifecycle.EventNetwork, Time: e.Time, Details: map[string]any{
+		"decision": e.Kind, "host": e.Host, "port": e.Port, "reason": e.Reason, "method": e.Method}})
 }
 
 // ID returns the sandbox id.

@@ -5,11 +5,15 @@ package backend
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/kavach-sandbox/kavach/egress"
 
 	"github.com/kavach-sandbox/kavach/policy"
 	"github.com/kavach-sandbox/kavach/score"
@@ -129,6 +133,24 @@ type Spec struct {
 	Env []string
 	// BestEffort runs with lost layers instead of refusing.
 	BestEffort bool
+	// Egress configures the egress proxy of an allowlist policy.
+	Egress Egress
+}
+
+// Egress is what a backend needs to run kavach's egress proxy for a
+// sandbox whose policy restricts the network to an allowlist.
+type Egress struct {
+	// Substitutions swap placeholders the sandbox holds for real secrets,
+	// only in requests to their hosts.
+	Substitutions []egress.Substitution
+	// Resolve, AllowPrivate and UpstreamRoots override the proxy's name
+	// resolution, private-range exceptions and upstream trust (tests and
+	// private deployments); zero values mean the host's own.
+	Resolve       func(ctx context.Context, host string) ([]netip.Addr, error)
+	AllowPrivate  []netip.Prefix
+	UpstreamRoots *x509.CertPool
+	// OnEvent receives every decision of the proxy; it must not block.
+	OnEvent func(egress.Event)
 }
 
 // Enforcement is what a backend really applied for one sandbox.

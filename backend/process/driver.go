@@ -108,7 +108,7 @@ func (d *Driver) Capabilities() score.Layers {
 		Seccomp:          policy.SeccompCustom,
 		Filesystem:       true,
 		NetworkOff:       true,
-		NetworkAllowlist: false, // needs the egress bridge
+		NetworkAllowlist: true, // egress proxy on a listener inside the sandbox's netns
 		Limits:           s.Memory && s.Pids,
 	}
 }

@@ -68,12 +68,15 @@ func (in *instance) initConfig() *initConfig {
 	cfg := &initConfig{
 		Cwd: p.Workdir, Hostname: p.Hostname,
 		Root: in.dir + "/root", WorkDir: in.workDir, ReadOnlyRoot: p.Filesystem.ReadOnlyRoot,
-		TmpSize: int64(p.Filesystem.TmpSize), ResolvConf: p.Network.Mode == policy.NetworkOn,
+		TmpSize: int64(p.Filesystem.TmpSize), ResolvConf: p.Network.Mode == policy.NetworkOn, CABundle: in.caBundle,
 		UID: in.uid, GID: in.gid, Landlock: p.Filesystem.ReadOnlyRoot, Seccomp: in.seccomp,
 		Rlimits: rlimits{NoFile: 4096},
 	}
 	if cfg.Cwd == "" {
 		cfg.Cwd = policy.WorkDir
+	}
+	if in.proxy != nil {
+		cfg.ProxyPort = proxyPort
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = policy.DefaultHostname
@@ -155,7 +158,7 @@ func (in *instance) handshake(ctx context.Context, z *zygote) error {
 	stop := context.AfterFunc(ctx, func() { _ = z.cmd.Process.Kill() })
 	defer stop()
 	files, err := recvMsg(z.fd(), make([]byte, 64<<10), &z.rep)
-	closeAll(files)
+	defer closeAll(files)
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -165,6 +168,10 @@ func (in *instance) handshake(ctx context.Context, z *zygote) error {
 		return fmt.Errorf("%w at %s: %s", ErrSetup, z.rep.Stage, z.rep.Error)
 	case len(in.seccomp) > 0 && !z.rep.Seccomp:
 		return fmt.Errorf("%w: seccomp filter not loaded", ErrSetup)
+	case in.proxy != nil && len(files) != 1:
+		return fmt.Errorf("%w: no egress listener from the init", ErrSetup)
+	case in.proxy != nil:
+		return in.serveProxy(files[0])
 	}
 	return nil
 }
@@ -299,7 +306,7 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	}
 	before := in.stats()
 	start := time.Now()
-	msg := execRequest{Argv: req.Argv, Env: mergeEnv(in.spec.Env, req.Env), Cwd: cwd, Files: targets}
+	msg := execRequest{Argv: req.Argv, Env: mergeEnv(mergeEnv(in.spec.Env, in.proxyEnv()), req.Env), Cwd: cwd, Files: targets}
 	err = sendMsg(z.fd(), msg, fileFDs(io.send)...)
 	io.closeSent()
 	if err != nil {

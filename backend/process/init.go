@@ -46,8 +46,15 @@ func initMain() {
 		os.Exit(125)
 	}
 	rep.Stage = "ready"
-	if err := sendMsg(fdSocket, rep); err != nil {
+	var send []int
+	if cfg.ProxyPort != 0 {
+		send = append(send, cfg.proxyFD)
+	}
+	if err := sendMsg(fdSocket, rep, send...); err != nil {
 		os.Exit(125)
+	}
+	if cfg.ProxyPort != 0 {
+		_ = unix.Close(cfg.proxyFD)
 	}
 	serve(fdSocket, buf)
 }
@@ -77,6 +84,14 @@ func setupSandbox(cfg *initConfig) (initReport, error) {
 		{"mounts", func(c *initConfig, _ *initReport) error { return buildRoot(c) }},
 		{"hostname", func(c *initConfig, _ *initReport) error { return unix.Sethostname([]byte(c.Hostname)) }},
 		{"loopback", func(*initConfig, *initReport) error { return loopbackUp() }},
+		{"egress", func(c *initConfig, _ *initReport) error {
+			if c.ProxyPort == 0 {
+				return nil
+			}
+			fd, err := listenProxy(c.ProxyPort)
+			c.proxyFD = fd
+			return err
+		}},
 		{"workdir", func(c *initConfig, _ *initReport) error { return os.Chdir(c.Cwd) }},
 		{"rlimits", func(c *initConfig, _ *initReport) error { return setRlimits(c.Rlimits) }},
 		{"no_new_privs", func(*initConfig, *initReport) error { return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }},

@@ -13,7 +13,9 @@ type initConfig struct {
 	ReadOnlyRoot bool        `json:"read_only_root"`
 	Mounts       []bindMount `json:"mounts,omitempty"`
 	TmpSize      int64       `json:"tmp_size"`
-	ResolvConf   bool        `json:"resolv_conf"` // copy the host's resolv.conf (network on)
+	ResolvConf   bool        `json:"resolv_conf"`          // copy the host's resolv.conf (network on)
+	CABundle     string      `json:"ca_bundle,omitempty"`  // host file bound over the trust store
+	ProxyPort    int         `json:"proxy_port,omitempty"` // listen here for the egress proxy
 
 	UID int `json:"uid"`
 	GID int `json:"gid"`
@@ -24,6 +26,7 @@ type initConfig struct {
 	Rlimits rlimits `json:"rlimits"`
 
 	usernsFDs []int // received with the configuration, for idmapped mounts
+	proxyFD   int   // the egress listener, sent to the parent when ready
 }
 
 type bindMount struct {

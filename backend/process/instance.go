@@ -12,6 +12,7 @@ import (
 	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/internal/cgroup"
 	"github.com/kavach-sandbox/kavach/internal/seccomp"
 	"github.com/kavach-sandbox/kavach/policy"
@@ -33,6 +34,9 @@ type instance struct {
 	enf     backend.Enforcement
 	uid     int
 	gid     int
+
+	proxy    *egress.Proxy // allowlist mode only
+	caBundle string        // host path of the sandbox's trust store, with the proxy CA
 
 	execMu    sync.Mutex // one exec at a time
 	mu        sync.Mutex // guards z and destroyed
@@ -58,6 +62,9 @@ func newInstance(ctx context.Context, spec *backend.Spec) (_ *instance, err erro
 	}
 	lost := map[string]string{}
 	if err := in.compileSeccomp(lost); err != nil {
+		return nil, err
+	}
+	if err := in.newProxy(); err != nil {
 		return nil, err
 	}
 	in.makeCgroup(ctx, lost)
@@ -156,9 +163,7 @@ func (in *instance) enforcement(lost map[string]string) backend.Enforcement {
 	}
 	l.Filesystem = p.Filesystem.ReadOnlyRoot
 	l.NetworkOff = p.Network.Mode == policy.NetworkOff
-	if p.Network.Mode == policy.NetworkAllowlist {
-		lost[score.ModNetworkAllowlist] = "the process backend has no egress proxy bridge yet"
-	}
+	l.NetworkAllowlist = in.proxy != nil
 	if _, gone := lost[score.ModLimits]; !gone {
 		l.Limits = p.HasLimits()
 	}
@@ -216,6 +221,9 @@ func (in *instance) Destroy(ctx context.Context) error {
 	}
 	if z != nil {
 		z.kill() // PID 1 of the sandbox: every process of its namespace dies with it
+	}
+	if in.proxy != nil {
+		_ = in.proxy.Close()
 	}
 	if in.cg != nil {
 		if err := in.cg.Destroy(ctx); err != nil {

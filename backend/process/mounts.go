@@ -109,6 +109,9 @@ func makeEtc(r string, c *initConfig) error {
 			return err
 		}
 	}
+	if c.CABundle != "" {
+		return bindRO(c.CABundle, r+caBundlePath)
+	}
 	return nil
 }
 
@@ -232,7 +235,12 @@ func remount(dst string, flags uintptr) error {
 	return nil
 }
 
+// touch creates an empty file to mount over, unless p exists already
+// (possibly inside a read-only bind).
 func touch(p string) error {
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ type runFlags struct {
 	cpus                                                           float64
 	pids                                                           int64
 	timeout                                                        time.Duration
-	ro, rw, env, secrets, secretFrom                               []string
+	ro, rw, env, secrets, secretFrom, allowHosts                   []string
 	gate, audit                                                    string
 	minScore                                                       int
 }
@@ -48,6 +48,7 @@ default policy is strict; flags override single fields of the policy.`,
 	fl.StringVar(&f.seccomp, "seccomp", "", "seccomp profile: off, basic, strict")
 	fl.BoolVar(&f.network, "network", false, "unrestricted host networking")
 	fl.BoolVar(&f.noNetwork, "no-network", false, "no network (loopback only)")
+	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "allow HOST[:PORT] (or *.HOST) through the egress proxy; repeatable, turns on allowlist mode")
 	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 512M")
 	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
 	fl.Int64Var(&f.pids, "pids", 0, "limit on processes and threads")
@@ -158,8 +159,18 @@ func flagsBuilder(fl *pflag.FlagSet, f *runFlags) (*kavach.Builder, error) {
 	if f.network && f.noNetwork {
 		return nil, fmt.Errorf("--network and --no-network are exclusive")
 	}
+	if f.network && !fl.Changed("policy") && base.Name == "strict" {
+		return nil, fmt.Errorf("--network (unrestricted host networking) is refused under the default strict policy: " +
+			"choose a policy explicitly (--policy minimal|basic|FILE), or use --allow-host for an allowlist")
+	}
+	if f.network && len(f.allowHosts) > 0 {
+		return nil, fmt.Errorf("--network and --allow-host are exclusive: --allow-host already turns the network on, through the egress proxy")
+	}
 	if fl.Changed("network") || fl.Changed("no-network") {
 		b.Network(f.network && !f.noNetwork)
+	}
+	if len(f.allowHosts) > 0 {
+		b.AllowHosts(f.allowHosts...)
 	}
 	if fl.Changed("memory") {
 		sz, err := policy.ParseSize(f.memory)

@@ -1,0 +1,207 @@
+package process
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/egress"
+	"github.com/kavach-sandbox/kavach/policy"
+)
+
+// egressSandbox creates an allowlist sandbox whose proxy resolves the test
+// names through names (to loopback upstreams the test runs).
+func egressSandbox(t *testing.T, allow []string, names map[string]string, subs []egress.Substitution) (backend.Instance, *eventLog) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	p := policy.Strict()
+	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: allow}
+	log := &eventLog{}
+	spec := &backend.Spec{ID: "t-" + strings.ReplaceAll(t.Name(), "/", "-"), Policy: p,
+		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work"},
+		Egress: backend.Egress{
+			Substitutions: subs,
+			Resolve: func(_ context.Context, host string) ([]netip.Addr, error) {
+				if a, ok := names[host]; ok {
+					return []netip.Addr{netip.MustParseAddr(a)}, nil
+				}
+				return nil, fmt.Errorf("no such host %s", host)
+			},
+			AllowPrivate: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			OnEvent:      log.add,
+		}}
+	inst, err := New().Create(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	t.Cleanup(func() { inst.Destroy(context.Background()) })
+	if !inst.Enforcement().Layers.NetworkAllowlist {
+		t.Fatal("allowlist not reported as enforced")
+	}
+	return inst, log
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []egress.Event
+}
+
+func (l *eventLog) add(e egress.Event) { l.mu.Lock(); l.events = append(l.events, e); l.mu.Unlock() }
+
+func (l *eventLog) count(kind string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.events {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func upstream(t *testing.T, body string) (*httptest.Server, string) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s auth=%s", body, r.Header.Get("Authorization"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, srv.Listener.Addr().(*net.TCPAddr).AddrPort().String()
+}
+
+func TestAllowlistThroughProxy(t *testing.T) {
+	_, addr := upstream(t, "upstream-ok")
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	inst, log := egressSandbox(t, []string{"api.allowed.test:" + port, "meta.allowed.test:" + port},
+		map[string]string{"api.allowed.test": "127.0.0.1", "other.test": "127.0.0.1", "meta.allowed.test": "169.254.169.254"}, nil)
+
+	out := execIn(t, inst, "curl", "-sS", "-m", "5", "http://api.allowed.test:"+port+"/")
+	mustExit(t, out, 0)
+	if !strings.Contains(string(out.Stdout), "upstream-ok") {
+		t.Fatalf("allowed host: %q %q", out.Stdout, out.Stderr)
+	}
+	out = execIn(t, inst, "python3", "-c", "import urllib.request; print(urllib.request.urlopen('http://api.allowed.test:"+port+"/', timeout=5).read().decode())")
+	mustExit(t, out, 0)
+
+	out = execIn(t, inst, "curl", "-sS", "-m", "5", "http://other.test:"+port+"/")
+	if !strings.Contains(string(out.Stdout), "kavach egress: host not in allowlist") {
+		t.Fatalf("other host not refused by the proxy: %q %q", out.Stdout, out.Stderr)
+	}
+	out = execIn(t, inst, "curl", "-sS", "-m", "5", "http://meta.allowed.test:"+port+"/")
+	if strings.Contains(string(out.Stdout), "upstream-ok") || out.ExitCode == 0 && !strings.Contains(string(out.Stdout), "kavach egress") {
+		t.Fatalf("an allowed name resolving to the metadata address was let through: %q", out.Stdout)
+	}
+	for _, direct := range []string{
+		"curl -sS -m 3 --noproxy '*' http://" + addr + "/",
+		"python3 -c \"import socket; socket.create_connection(('127.0.0.1', " + port + "), timeout=3)\"",
+		"python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('1.1.1.1', 53))\"",
+		"getent hosts example.com",
+	} {
+		out = execIn(t, inst, "sh", "-c", direct)
+		if out.ExitCode == 0 {
+			t.Errorf("direct route worked: %s: %q", direct, out.Stdout)
+		}
+	}
+	if log.count(egress.KindAllow) == 0 || log.count(egress.KindDeny) < 2 {
+		t.Fatalf("events: %d allow, %d deny", log.count(egress.KindAllow), log.count(egress.KindDeny))
+	}
+}
+
+func TestProxySurvivesManyDenials(t *testing.T) {
+	_, addr := upstream(t, "still-ok")
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	inst, log := egressSandbox(t, []string{"api.allowed.test:" + port}, map[string]string{"api.allowed.test": "127.0.0.1"}, nil)
+	script := `import socket
+ok = 0
+for i in range(1000):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+    s.sendall(b"CONNECT denied.test:443 HTTP/1.1\r\nHost: denied.test:443\r\n\r\n")
+    if b" 403 " in s.recv(200): ok += 1
+    s.close()
+print(ok)`
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"python3", "-c", script}, Timeout: 60 * time.Second, MaxOutput: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExit(t, out, 0)
+	if strings.TrimSpace(string(out.Stdout)) != "1000" || log.count(egress.KindDeny) < 1000 {
+		t.Fatalf("denials: %q, %d deny events", out.Stdout, log.count(egress.KindDeny))
+	}
+	out = execIn(t, inst, "curl", "-sS", "-m", "5", "http://api.allowed.test:"+port+"/")
+	if !strings.Contains(string(out.Stdout), "still-ok") {
+		t.Fatalf("proxy broken after 1000 denials: %q %q", out.Stdout, out.Stderr)
+	}
+}
+
+func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
+	_, addr := upstream(t, "bound")
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	secret := "ghp_realSecretValue0123456789abcdefABCD"
+	placeholder := egress.GeneratePlaceholder([]byte(secret))
+	bound, _ := egress.ParseRule("api.allowed.test:" + port)
+	inst, log := egressSandbox(t, []string{"api.allowed.test:" + port, "other.allowed.test:" + port},
+		map[string]string{"api.allowed.test": "127.0.0.1", "other.allowed.test": "127.0.0.1"},
+		[]egress.Substitution{{Placeholder: placeholder, Secret: []byte(secret), Hosts: []egress.Rule{bound}}})
+	req := &backend.ExecRequest{Argv: []string{"sh", "-c",
+		`echo "env holds: $TOKEN"; curl -sS -m 5 -H "Authorization: Bearer $TOKEN" http://api.allowed.test:` + port + `/; echo; ` +
+			`curl -sS -m 5 -H "Authorization: Bearer $TOKEN" http://other.allowed.test:` + port + `/`},
+		Env: []string{"TOKEN=" + placeholder}, Timeout: 20 * time.Second, MaxOutput: 1 << 16}
+	out, err := inst.Exec(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(out.Stdout), "\n")
+	if len(lines) < 3 || lines[0] != "env holds: "+placeholder || lines[1] != "bound auth=Bearer "+secret {
+		t.Fatalf("stdout %q", out.Stdout)
+	}
+	if strings.Contains(lines[2], secret) || strings.Contains(lines[2], "bound auth") || log.count(egress.KindLeak) == 0 {
+		t.Fatalf("placeholder to another host not blocked: %q (leak events %d)", lines[2], log.count(egress.KindLeak))
+	}
+}
+
+func TestSecretSubstitutedOverTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls auth=%s", r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	port := fmt.Sprint(srv.Listener.Addr().(*net.TCPAddr).Port)
+	secret := "sk_live_0123456789abcdefGHIJKLMNOP"
+	placeholder := egress.GeneratePlaceholder([]byte(secret))
+	bound, _ := egress.ParseRule("example.com:" + port)
+	p := policy.Strict()
+	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"example.com:" + port}}
+	// httptest's certificate names example.com: the test resolver maps it to loopback.
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	spec := &backend.Spec{ID: "t-tls", Policy: p, Env: []string{"PATH=/usr/bin:/bin", "TOKEN=" + placeholder},
+		Egress: backend.Egress{
+			Substitutions: []egress.Substitution{{Placeholder: placeholder, Secret: []byte(secret), Hosts: []egress.Rule{bound}}},
+			Resolve: func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+			},
+			AllowPrivate:  []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			UpstreamRoots: roots,
+		}}
+	inst, err := New().Create(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Destroy(context.Background())
+	out := execIn(t, inst, "sh", "-c", `curl -sS -m 5 -H "Authorization: Bearer $TOKEN" https://example.com:`+port+`/`)
+	mustExit(t, out, 0)
+	if got := string(out.Stdout); got != "tls auth=Bearer "+secret {
+		t.Fatalf("stdout %q stderr %q", got, out.Stderr)
+	}
+}
