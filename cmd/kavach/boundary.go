@@ -60,11 +60,16 @@ func addBoundary(ctx context.Context, b *kavach.Builder, f *runFlags) (func(), e
 			return done, fmt.Errorf("--secret-from %s: %w", name, err)
 		}
 	}
+	bound := map[string]bool{}
 	for _, spec := range f.secrets {
 		bind, err := credential.ParseBinding(spec)
 		if err != nil {
 			return done, fmt.Errorf("--secret: %w", err)
 		}
+		if bound[bind.Name] {
+			return done, fmt.Errorf("--secret %s: given twice", bind.Name)
+		}
+		bound[bind.Name] = true
 		if _, err := store.Get(bind.Name); err != nil {
 			return done, fmt.Errorf("--secret %s: no value (give one with --secret-from %s=env:VAR|file:PATH): %w", bind.Name, bind.Name, err)
 		}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runEnv runs kavach with extra environment variables and stdin.
+func runEnv(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("kavach %v: %v", args, err)
+	}
+	return result{code, so.String(), se.String()}
+}
+
+func TestGateBlocksCloudKey(t *testing.T) {
+	processAvailable(t)
+	r := runKavach(t, "run", "--", "sh", "-c", "echo AKIAIOSFODNN7EXAMPLE")
+	if r.code != 123 || strings.Contains(r.stdout, "AKIA") {
+		t.Fatalf("AWS key not blocked: %v", r)
+	}
+	r = runKavach(t, "run", "--json", "--", "sh", "-c", "echo AKIAIOSFODNN7EXAMPLE")
+	var res struct {
+		Status string
+		Stdout string
+		Gate   struct {
+			Verdict  string
+			Findings []struct{ Rule, Severity string }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Gate.Verdict != "block" || res.Status != "blocked" || res.Stdout != "" || len(res.Gate.Findings) == 0 ||
+		res.Gate.Findings[0].Severity != "critical" || strings.Contains(r.stdout, "AKIAIOSFODNN7EXAMPLE") {
+		t.Fatalf("json: %s", r.stdout)
+	}
+}
+
+func TestGateRedactsEmail(t *testing.T) {
+	processAvailable(t)
+	r := runKavach(t, "run", "--", "sh", "-c", "echo contact alice@example.com now")
+	if r.code != 0 || r.stdout != "contact [REDACTED:email] now\n" {
+		t.Fatalf("e-mail not redacted: %v", r)
+	}
+	r = runKavach(t, "run", "--gate", "off", "--json", "--", "sh", "-c", "echo alice@example.com")
+	if !strings.Contains(r.stdout, `"verdict": "skipped"`) || !strings.Contains(r.stdout, "alice@example.com") {
+		t.Fatalf("--gate off: %v", r)
+	}
+}
+
+func TestInjectedSecretRedacted(t *testing.T) {
+	processAvailable(t)
+	const value = "kv-secret-Zx81Qm27Lp"
+	env := []string{"HOST_TOKEN=" + value}
+	r := runEnv(t, env, "", "run", "--secret", "TOK=env:TOKEN", "--secret-from", "TOK=env:HOST_TOKEN",
+		"--", "sh", "-c", `test "$TOKEN" = "`+value+`" && echo "token=$TOKEN"`)
+	if r.code != 0 || r.stdout != "token=[REDACTED:secret:TOK]\n" {
+		t.Fatalf("injected secret: %v", r)
+	}
+	if strings.Contains(r.stdout+r.stderr, value) {
+		t.Fatal("secret value in kavach's output")
+	}
+}
+
+func TestStdinSecretOnlyOnStdin(t *testing.T) {
+	processAvailable(t)
+	const value = "kv-stdin-Q9w8E7r6T5"
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secret")
+	if err := os.WriteFile(file, []byte(value+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runEnv(t, nil, "", "run", "--secret", "S=stdin", "--secret-from", "S=file:"+file, "--",
+		"sh", "-c", `read v; test "$v" = "`+value+`" && echo read-ok; env | grep -c Q9w8E7r6T5; grep -c Q9w8E7r6T5 /proc/self/environ`)
+	if !strings.HasPrefix(r.stdout, "read-ok\n0\n0\n") {
+		t.Fatalf("stdin secret: %v", r)
+	}
+}
+
+func TestFDSecretAndErrors(t *testing.T) {
+	processAvailable(t)
+	env := []string{"HOST_TOKEN=fd-secret-value"}
+	r := runEnv(t, env, "", "run", "--secret", "T=fd:7", "--secret-from", "T=env:HOST_TOKEN", "--",
+		"sh", "-c", "wc -c <&7; env | grep -c fd-secret")
+	if r.stdout != "15\n0\n" {
+		t.Fatalf("fd secret: %v", r)
+	}
+	for _, args := range [][]string{
+		{"run", "--secret", "MISSING=env:X", "--", "true"},
+		{"run", "--secret", "A=env:X", "--secret", "A=env:Y", "--secret-from", "A=env:HOST_TOKEN", "--", "true"},
+		{"run", "--secret", "A=bogus:1", "--secret-from", "A=env:HOST_TOKEN", "--", "true"},
+	} {
+		r := runEnv(t, env, "", args...)
+		if r.code != 125 || !strings.HasPrefix(r.stderr, "kavach: ") || strings.Contains(r.stderr, "fd-secret-value") {
+			t.Errorf("%v: %v", args, r)
+		}
+	}
+}
+
+func TestScanAndAuditCommands(t *testing.T) {
+	r := runEnv(t, nil, "token ghp_0123456789abcdefABCDEF0123456789abcd\n", "scan", "-")
+	if r.code != 123 || !strings.Contains(r.stdout, "github") || strings.Contains(r.stdout, "ghp_0123") {
+		t.Fatalf("scan: %v", r)
+	}
+	if r := runEnv(t, nil, "nothing to see here\n", "scan"); r.code != 0 || !strings.Contains(r.stdout, "verdict: pass") {
+		t.Fatalf("scan clean: %v", r)
+	}
+	processAvailable(t)
+	log := filepath.Join(t.TempDir(), "audit.log")
+	key := []string{"KAVACH_AUDIT_KEY=test-audit-key-0123456789"}
+	if r := runEnv(t, key, "", "run", "--audit", log, "--", "true"); r.code != 0 {
+		t.Fatalf("run --audit: %v", r)
+	}
+	if r := runEnv(t, key, "", "audit", "verify", log); r.code != 0 || !strings.HasPrefix(r.stdout, "OK") {
+		t.Fatalf("verify: %v", r)
+	}
+	if r := runEnv(t, []string{"KAVACH_AUDIT_KEY=wrong"}, "", "audit", "verify", log); r.code != 1 || !strings.Contains(r.stdout, "first bad serial 1") {
+		t.Fatalf("verify with the wrong key: %v", r)
+	}
+	b, _ := os.ReadFile(log)
+	lines := strings.SplitAfter(string(b), "\n")
+	edited := strings.Join(append(append([]string{}, lines[:2]...), lines[3:]...), "")
+	if err := os.WriteFile(log, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := runEnv(t, key, "", "audit", "verify", log); r.code != 1 || !strings.Contains(r.stdout, "first bad serial 3") {
+		t.Fatalf("verify after deleting line 3: %v", r)
+	}
+}
