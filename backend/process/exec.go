@@ -69,7 +69,7 @@ func (in *instance) initConfig() *initConfig {
 		Cwd: p.Workdir, Hostname: p.Hostname,
 		Root: in.dir + "/root", WorkDir: in.workDir, ReadOnlyRoot: p.Filesystem.ReadOnlyRoot,
 		TmpSize: int64(p.Filesystem.TmpSize), ResolvConf: p.Network.Mode == policy.NetworkOn, CABundle: in.caBundle,
-		UID: in.uid, GID: in.gid, Landlock: p.Filesystem.ReadOnlyRoot, Seccomp: in.seccomp,
+		UID: in.uid, GID: in.gid, Rootless: os.Geteuid() != 0, Landlock: p.Filesystem.ReadOnlyRoot, Seccomp: in.seccomp,
 		Rlimits: rlimits{NoFile: 4096},
 	}
 	if cfg.Cwd == "" {

@@ -96,7 +96,7 @@ func setupSandbox(cfg *initConfig) (initReport, error) {
 		{"rlimits", func(c *initConfig, _ *initReport) error { return setRlimits(c.Rlimits) }},
 		{"no_new_privs", func(*initConfig, *initReport) error { return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }},
 		{"landlock", applyLandlock},
-		{"credentials", func(c *initConfig, _ *initReport) error { return dropPrivileges(c.UID, c.GID) }},
+		{"credentials", func(c *initConfig, _ *initReport) error { return dropPrivileges(c.UID, c.GID, c.Rootless) }},
 		{"dumpable", func(*initConfig, *initReport) error { return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) }},
 	}
 	for _, s := range steps {
@@ -163,7 +163,7 @@ func setRlimits(r rlimits) error {
 // forking thread, then switches every thread to the unprivileged uid/gid
 // with no supplementary groups (which clears the permitted and effective
 // sets), and clears what remains of this thread's capability sets.
-func dropPrivileges(uid, gid int) error {
+func dropPrivileges(uid, gid int, rootless bool) error {
 	// Root inside (rootless mode) must not regain capabilities at execve.
 	const (
 		secbitNoRoot         = 1 << 0
@@ -184,8 +184,13 @@ func dropPrivileges(uid, gid int) error {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
 	// The syscall package applies these to every thread of the process.
-	if err := syscall.Setgroups(nil); err != nil {
-		return fmt.Errorf("setgroups: %w", err)
+	// A user namespace made without privilege cannot call setgroups (the
+	// kernel denies it there); the caller's own groups, unmapped inside,
+	// remain and grant nothing in the sandbox's view.
+	if !rootless {
+		if err := syscall.Setgroups(nil); err != nil {
+			return fmt.Errorf("setgroups: %w", err)
+		}
 	}
 	if err := syscall.Setresgid(gid, gid, gid); err != nil {
 		return fmt.Errorf("setresgid: %w", err)

@@ -17,8 +17,9 @@ type initConfig struct {
 	CABundle     string      `json:"ca_bundle,omitempty"`  // host file bound over the trust store
 	ProxyPort    int         `json:"proxy_port,omitempty"` // listen here for the egress proxy
 
-	UID int `json:"uid"`
-	GID int `json:"gid"`
+	UID      int  `json:"uid"`
+	GID      int  `json:"gid"`
+	Rootless bool `json:"rootless"` // in a user namespace kavach made without privilege
 
 	Landlock bool   `json:"landlock"` // filesystem rules (read-only root)
 	Seccomp  []byte `json:"seccomp,omitempty"`

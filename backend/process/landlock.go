@@ -8,12 +8,18 @@ import (
 )
 
 // landlockConfig is the newest ABI go-landlock knows, downgraded to what the
-// kernel supports. Network rights are not handled: the network namespace
-// cuts the network, and allowlist mode reaches only the egress bridge.
-func landlockConfig() landlock.Config {
+// kernel supports. Network rights: with network off or on, the network
+// namespace (or its absence) decides, and loopback inside stays usable; in
+// allowlist mode TCP connect is handled, and only the egress proxy's port
+// is allowed, a second wall behind the namespace.
+func landlockConfig(c *initConfig) (landlock.Config, []landlock.Rule) {
 	cfg := landlock.V11.BestEffort()
 	cfg.HandledAccessNet = 0
-	return cfg
+	if c.ProxyPort == 0 {
+		return cfg, nil
+	}
+	cfg.HandledAccessNet = llsys.AccessNetConnectTCP
+	return cfg, []landlock.Rule{landlock.ConnectTCP(uint16(c.ProxyPort))}
 }
 
 // applyLandlock confines file system access for a read-only root: read and
@@ -25,9 +31,10 @@ func applyLandlock(c *initConfig, rep *initReport) error {
 	if err != nil || abi <= 0 {
 		return nil // no Landlock: the parent sees LandlockABI 0 and lowers the score
 	}
-	cfg := landlockConfig()
+	cfg, rules := landlockConfig(c)
 	if !c.Landlock {
-		if err := cfg.RestrictScoped(); err != nil {
+		cfg.HandledAccessFS = 0
+		if err := cfg.Restrict(rules...); err != nil {
 			return err
 		}
 		rep.LandlockABI = abi
@@ -39,13 +46,13 @@ func applyLandlock(c *initConfig, rep *initReport) error {
 			ro = append(ro, d)
 		}
 	}
-	rules := []landlock.Rule{
+	rules = append(rules,
 		landlock.RODirs(ro...),
 		landlock.PathAccess(llsys.AccessFSReadDir, "/"),
 		landlock.PathAccess(llsys.AccessFSReadFile|llsys.AccessFSReadDir|llsys.AccessFSWriteFile, "/proc"),
 		landlock.RWFiles(devFiles()...).WithIoctlDev(),
 		landlock.RWDirs("/tmp", "/work", "/dev/shm"),
-	}
+	)
 	for _, m := range c.Mounts {
 		rules = append(rules, pathRule(m.Dest, m.RW))
 	}

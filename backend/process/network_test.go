@@ -205,3 +205,20 @@ func TestSecretSubstitutedOverTLS(t *testing.T) {
 		t.Fatalf("stdout %q stderr %q", got, out.Stderr)
 	}
 }
+
+func TestAllowlistLandlockConnectOnlyToProxy(t *testing.T) {
+	inst, _ := egressSandbox(t, []string{"api.allowed.test:80"}, map[string]string{}, nil)
+	// A listener of the sandbox's own on loopback: reachable for bind, not for connect.
+	script := `import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); port = s.getsockname()[1]
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=2); print("connected")
+except OSError as e:
+    print("refused", e.errno)
+socket.create_connection(("127.0.0.1", 3128), timeout=2); print("proxy ok")`
+	out := execIn(t, inst, "python3", "-c", script)
+	mustExit(t, out, 0)
+	if got := string(out.Stdout); got != "refused 13\nproxy ok\n" {
+		t.Fatalf("stdout %q stderr %q (want EACCES for anything but the proxy)", got, out.Stderr)
+	}
+}

@@ -146,3 +146,40 @@ func TestScanAndAuditCommands(t *testing.T) {
 		t.Fatalf("verify after deleting line 3: %v", r)
 	}
 }
+
+// TestRootless runs kavach as an unprivileged user: the process backend
+// then works through a user namespace, with no capabilities inside.
+func TestRootless(t *testing.T) {
+	setpriv, err := exec.LookPath("setpriv")
+	if os.Geteuid() != 0 || err != nil {
+		t.Skip("needs root (to become an unprivileged user) and setpriv")
+	}
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	if err := os.Chown(home, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid", "1000", "--regid", "1000", "--clear-groups",
+		"env", "-i", "HOME="+home, "PATH=/usr/bin:/bin",
+		bin, "run", "--best-effort", "--json", "--", "sh", "-c",
+		"grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo x > /work/f && cat /work/f; touch /x 2>/dev/null || echo ro")
+	cmd.Dir = home
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rootless run: %v\n%s", err, out)
+	}
+	var res struct {
+		Status string
+		Stdout string
+		Score  struct{ Value int }
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nx\nro\n"
+	if res.Status != "exited" || res.Stdout != want {
+		t.Fatalf("rootless sandbox: status %s stdout %q", res.Status, res.Stdout)
+	}
+}
