@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -166,5 +168,80 @@ func BenchmarkAttachAfterIdle(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkJoinSelfAfterIdle is AttachAfterIdle done the fast way: a thread
+// joins by itself (JoinSelf), as a sandbox init does.
+func BenchmarkJoinSelfAfterIdle(b *testing.B) {
+	requireRoot(b)
+	cg := [2]*Cgroup{newTest(b, Limits{}), newTest(b, Limits{})}
+	var fds [2][]int
+	for i, c := range cg {
+		files, err := c.SelfJoinFiles()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			for _, f := range files {
+				f.Close()
+			}
+		}()
+		for _, f := range files {
+			fds[i] = append(fds[i], int(f.Fd()))
+		}
+	}
+	req, done, quit := make(chan int), make(chan error), make(chan struct{})
+	var worker func()
+	worker = func() {
+		runtime.LockOSThread()
+		if syscall.Gettid() == os.Getpid() { // never move the main thread
+			go worker()
+			<-quit
+			runtime.UnlockOSThread()
+			return
+		}
+		for i := range req {
+			done <- JoinSelf(fds[i])
+		}
+		// Returns locked: the thread, now in a test cgroup, ends.
+	}
+	go worker()
+	defer func() {
+		close(req)
+		close(quit)
+		for _, c := range cg { // wait for the worker's thread to end
+			waitFor(b, 5*time.Second, "worker thread exit", func() bool { ids, _ := c.procs(); return len(ids) == 0 })
+		}
+	}()
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		time.Sleep(50 * time.Millisecond)
+		b.StartTimer()
+		req <- i % 2
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkNewDestroyAfterIdle is NewDestroy for an occasional sandbox:
+// does creating or removing cgroups wait on the kernel like an attach does?
+func BenchmarkNewDestroyAfterIdle(b *testing.B) {
+	requireRoot(b)
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		time.Sleep(50 * time.Millisecond)
+		b.StartTimer()
+		c, err := New(ctx, testName(b), strictLimits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Destroy(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

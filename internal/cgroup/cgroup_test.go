@@ -281,12 +281,9 @@ func TestDestroy(t *testing.T) {
 
 // Creating the same cgroup twice fails instead of sharing it.
 func TestDuplicateName(t *testing.T) {
-	requireRoot(t)
-	name := testName(t)
 	c := newTest(t, Limits{})
-	_ = c
 	if _, err := New(context.Background(), c.Name(), Limits{}); !errors.Is(err, os.ErrExist) {
-		t.Fatalf("second New(%s) = %v, want ErrExist", name, err)
+		t.Fatalf("second New(%s) = %v, want ErrExist", c.Name(), err)
 	}
 	// The failed New must not have removed the first cgroup.
 	for _, d := range c.dirs {

@@ -65,9 +65,9 @@ func readKey(dir, file, key string) (int64, error) {
 	return 0, nil
 }
 
-// readPids returns the process ids listed in a cgroup.procs file.
-func readPids(dir string) ([]int, error) {
-	s, err := readFile(dir, "cgroup.procs")
+// readPids returns the ids listed in cgroup.procs or tasks.
+func readPids(dir, file string) ([]int, error) {
+	s, err := readFile(dir, file)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func readPids(dir string) ([]int, error) {
 	for _, f := range strings.Fields(s) {
 		pid, err := strconv.Atoi(f)
 		if err != nil {
-			return nil, fmt.Errorf("parse %s/cgroup.procs: %w", dir, err)
+			return nil, fmt.Errorf("parse %s/%s: %w", dir, file, err)
 		}
 		pids = append(pids, pid)
 	}

@@ -57,8 +57,7 @@ func TestCleanupStale(t *testing.T) {
 	deadCmd.Process.Kill()
 	deadCmd.Wait()
 
-	liveCmd, live := sleeper(t)
-	_ = liveCmd
+	_, live := sleeper(t)
 	reused := owner{pid: live.pid, start: live.start + 1} // same pid, other process
 
 	stale := ownedBy(t, dead)
