@@ -97,3 +97,14 @@ func BenchmarkScanCleanWithSecrets(b *testing.B) {
 		g.Scan("stdout", data)
 	}
 }
+
+// BenchmarkPrefilter measures the shared keyword DFA alone on clean text.
+func BenchmarkPrefilter(b *testing.B) {
+	e := builtinEngine()
+	data := cleanText(8 << 20)
+	b.SetBytes(int64(len(data)))
+	n := 0
+	for b.Loop() {
+		e.ac.scan(data, func(int32, int) { n++ })
+	}
+}

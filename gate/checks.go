@@ -64,12 +64,13 @@ func notPlaceholder(v []byte) bool {
 	return true
 }
 
-// highEntropySecret accepts values that look random: not a placeholder, at
-// least 8 bytes, Shannon entropy >= 3 bits per byte and a mix of character
-// classes (three classes, or two including digits when 16+ bytes long).
+// highEntropySecret accepts values that look random: not a placeholder or
+// a path, at least 8 bytes, Shannon entropy >= 3 bits per byte, and three
+// character classes, or two (digits with letters, or both letter cases)
+// when 16+ bytes long with entropy >= 3.5.
 func highEntropySecret(v []byte) bool {
-	if len(v) < 8 || !notPlaceholder(v) || shannon(v) < 3.0 {
-		return false
+	if len(v) < 8 || !notPlaceholder(v) || shannon(v) < 3.0 || v[0] == '/' || v[0] == '~' || v[0] == '.' {
+		return false // short, a template, low entropy or a path
 	}
 	var lower, upper, digit, other int
 	for _, c := range v {
@@ -85,7 +86,11 @@ func highEntropySecret(v []byte) bool {
 		}
 	}
 	classes := lower + upper + digit + other
-	return classes >= 3 || classes == 2 && digit == 1 && len(v) >= 16
+	if classes >= 3 {
+		return true
+	}
+	mixed := digit == 1 && other == 0 || lower == 1 && upper == 1
+	return classes == 2 && mixed && len(v) >= 16 && shannon(v) >= 3.5
 }
 
 // shannon returns the Shannon entropy of v in bits per byte.

@@ -2,7 +2,9 @@ package gate
 
 import (
 	"bytes"
-	"sort"
+	"cmp"
+	"slices"
+	"strings"
 )
 
 // engine runs a set of scanners over a buffer with one shared prefilter.
@@ -19,6 +21,8 @@ type anchorRef struct {
 	scanner int
 	anchor  int
 	a       Anchor
+	n       int  // len(a.Keyword)
+	checked bool // the anchor has case or boundary conditions
 }
 
 type ruleMeta struct {
@@ -45,12 +49,37 @@ func newEngine(scanners []Scanner) *engine {
 				continue
 			}
 			keywords = append(keywords, a.Keyword)
-			e.refs = append(e.refs, anchorRef{scanner: si, anchor: ai, a: a})
+			e.refs = append(e.refs, anchorRef{scanner: si, anchor: ai, a: a, n: len(a.Keyword),
+				checked: a.CaseSensitive || a.WordStart || a.WordEnd})
 		}
 		e.reach = max(e.reach, s.Reach())
 	}
-	e.ac = newAutomaton(keywords, digitMutes)
+	e.ac = newAutomaton(keywords, mutes(e.refs))
 	return e
+}
+
+// mutes lists contexts in which anchors are certain to be rejected, so that
+// the DFA does not report them at all: short anchors that must start a word
+// preceded by a word byte ("nc" in "once"), digits inside numbers, and ':'
+// after a letter that is not a hex digit ("Note:").
+func mutes(refs []anchorRef) []string {
+	const word = "abcdefghijklmnopqrstuvwxyz0123456789_"
+	m := append([]string(nil), digitMutes...)
+	seen := map[string]bool{}
+	for _, r := range refs {
+		kw := strings.ToLower(r.a.Keyword)
+		if !r.a.WordStart || len(kw) > 2 || seen[kw] {
+			continue
+		}
+		seen[kw] = true
+		for i := 0; i < len(word); i++ {
+			m = append(m, word[i:i+1]+kw)
+		}
+	}
+	for _, c := range "ghijklmnopqrstuvwxyz_" {
+		m = append(m, string(c)+":")
+	}
+	return m
 }
 
 // digitMutes silence digit anchors inside numbers: a digit that follows a
@@ -83,8 +112,8 @@ func (e *engine) find(buf []byte) []match {
 	}
 	e.ac.scan(buf, func(kw int32, end int) {
 		ref := &e.refs[kw]
-		start := end - len(ref.a.Keyword)
-		if !anchorOK(buf, ref.a, start, end) {
+		start := end - ref.n
+		if ref.checked && !anchorOK(buf, ref.a, start, end) {
 			return
 		}
 		e.scanners[ref.scanner].Check(buf, Hit{Anchor: ref.anchor, Start: start, End: end}, emit)
@@ -107,20 +136,16 @@ func anchorOK(buf []byte, a Anchor, start, end int) bool {
 }
 
 // normalize sorts matches, merges overlapping matches of the same rule and
-// drops matches that are a by-product of a stronger one: a match that
-// overlaps a match of higher severity (a phone number inside a card number,
-// the "password@host" e-mail look-alike in a URL with a password), and
-// generic assignments overlapping a specific credential. Registered secrets
-// are never dropped.
+// drops matches that are a by-product of a stronger one (see dominated).
 func normalize(ms []match) []match {
 	if len(ms) < 2 {
 		return ms
 	}
-	sort.Slice(ms, func(i, j int) bool {
-		if ms[i].start != ms[j].start {
-			return ms[i].start < ms[j].start
+	slices.SortFunc(ms, func(a, b match) int {
+		if a.start != b.start {
+			return cmp.Compare(a.start, b.start)
 		}
-		return ms[i].end > ms[j].end
+		return cmp.Compare(b.end, a.end)
 	})
 	ms = mergeSameRule(ms)
 	drop := make([]bool, len(ms))
@@ -159,13 +184,22 @@ func mergeSameRule(ms []match) []match {
 	return out
 }
 
-// dominated reports whether match a should give way to the overlapping b.
+// dominated reports whether match a should give way to the overlapping b:
+// a lower-severity match of the same family, a low-severity data match
+// inside a credential (the "pass@host" of a URL, digits of a token), or a
+// generic assignment overlapping a specific credential. Matches of other
+// families are kept, so that allowing one rule never hides another.
 func dominated(a, b match) bool {
-	if a.rule == RuleRegisteredSecret {
+	switch {
+	case a.rule == RuleRegisteredSecret:
 		return false
-	}
-	if a.rule == "generic-secret-assignment" && b.scanner == "secrets" && b.rule != a.rule {
+	case a.rule == "generic-secret-assignment" && b.scanner == "secrets" && b.rule != a.rule:
 		return true
+	case a.severity >= b.severity:
+		return false
+	case a.scanner == b.scanner:
+		return true
+	default:
+		return a.scanner == "data" && a.severity <= SeverityLow && b.scanner == "secrets"
 	}
-	return a.severity < b.severity
 }

@@ -27,6 +27,7 @@ type Gate struct {
 	mu      sync.Mutex // serialises AddSecret
 	secrets *secretScanner
 	eng     atomic.Pointer[engine]
+	chunk   int // ScanStream read size; 0 means streamChunk (tests shrink it)
 }
 
 // builtinEngine is shared by every gate without registered secrets.
@@ -65,8 +66,9 @@ func (g *Gate) AddSecret(name string, value []byte) {
 }
 
 // Scan scans one whole artifact and returns its redacted form and report.
-// Bytes beyond the policy's MaxArtifactSize are neither scanned nor
-// returned, and the report is a block.
+// When nothing is redacted the returned slice is data itself (capacity
+// clipped), not a copy. Bytes beyond the policy's MaxArtifactSize are
+// neither scanned nor returned, and the report is a block.
 func (g *Gate) Scan(stream string, data []byte) ([]byte, Report) {
 	eng := g.eng.Load()
 	st := g.newState(stream)
@@ -74,7 +76,10 @@ func (g *Gate) Scan(stream string, data []byte) ([]byte, Report) {
 	if max := g.policy.MaxArtifactSize; max > 0 && int64(len(data)) > max {
 		limit = int(max)
 	}
-	out := st.apply(make([]byte, 0, limit+64), data[:limit], 0, 0, limit, eng.find(data[:limit]))
+	out := data[:limit:limit]
+	if spans := st.apply(0, eng.find(out)); len(spans) > 0 {
+		out = appendRedacted(make([]byte, 0, limit+32*len(spans)), data, 0, limit, spans)
+	}
 	if limit < len(data) {
 		st.oversize(int64(limit), int64(len(data)))
 	}
@@ -90,50 +95,91 @@ const streamChunk = 1 << 20
 // exactly as Scan finds them. Input beyond MaxArtifactSize is drained and
 // discarded. Output is written as chunks complete, not byte by byte.
 func (g *Gate) ScanStream(ctx context.Context, stream string, r io.Reader, w io.Writer) (Report, error) {
-	eng := g.eng.Load()
-	st := g.newState(stream)
-	ov := eng.reach + 64
-	buf := make([]byte, 0, streamChunk+2*ov)
-	var out []byte        // redacted bytes of one round
-	var base, total int64 // stream offset of buf[0]; bytes read within the limit
-	done := 0             // buf[:done] was already written (kept as context)
-	maxSize := g.policy.MaxArtifactSize
+	s := g.newStreamer(stream, r, w)
 	for eof := false; !eof; {
 		if err := ctx.Err(); err != nil {
-			return st.report(), fmt.Errorf("gate: scan %s: %w", stream, err)
+			return s.st.report(), fmt.Errorf("gate: scan %s: %w", stream, err)
 		}
-		var n int
 		var err error
-		room := cap(buf) - len(buf)
-		if maxSize > 0 {
-			room = int(min(int64(room), maxSize-total))
+		if eof, err = s.read(ctx); err != nil {
+			return s.st.report(), fmt.Errorf("gate: read %s: %w", stream, err)
 		}
-		n, eof, err = fill(r, buf[len(buf):len(buf)+room])
-		if err != nil {
-			return st.report(), fmt.Errorf("gate: read %s: %w", stream, err)
+		if err := s.flush(eof); err != nil {
+			return s.st.report(), fmt.Errorf("gate: write %s: %w", stream, err)
 		}
-		buf, total = buf[:len(buf)+n], total+int64(n)
-		if maxSize > 0 && total == maxSize && !eof {
-			extra, err := drain(ctx, r)
-			if err != nil {
-				return st.report(), fmt.Errorf("gate: drain %s: %w", stream, err)
-			}
-			if extra > 0 {
-				st.oversize(total, total+extra)
-			}
-			eof = true
-		}
-		cut, ms := acceptable(eng.find(buf), done, len(buf), ov, eof)
-		out = st.apply(out[:0], buf, base, done, cut, ms)
-		if _, err := w.Write(out); err != nil {
-			return st.report(), fmt.Errorf("gate: write %s: %w", stream, err)
-		}
-		keep := max(0, cut-ov)
-		buf = buf[:copy(buf, buf[keep:])]
-		base += int64(keep)
-		done = cut - keep
 	}
-	return st.report(), nil
+	return s.st.report(), nil
+}
+
+// streamer is the state of one ScanStream call. buf holds unwritten bytes
+// after up to ov bytes of already written context.
+type streamer struct {
+	eng     *engine
+	st      *scanState
+	r       io.Reader
+	w       io.Writer
+	maxSize int64
+	ov      int    // context kept on each side of a cut
+	buf     []byte // buf[:done] was already written
+	done    int
+	out     []byte // redacted bytes of one round
+	base    int64  // stream offset of buf[0]
+	total   int64  // bytes read within the size limit
+}
+
+func (g *Gate) newStreamer(stream string, r io.Reader, w io.Writer) *streamer {
+	eng := g.eng.Load()
+	chunk := streamChunk
+	if g.chunk > 0 {
+		chunk = g.chunk
+	}
+	ov := eng.reach + 64
+	return &streamer{eng: eng, st: g.newState(stream), r: r, w: w, maxSize: g.policy.MaxArtifactSize,
+		ov: ov, buf: make([]byte, 0, chunk+2*ov)}
+}
+
+// read fills the buffer; past the size limit it drains the reader and
+// records the excess. It reports whether the input is exhausted.
+func (s *streamer) read(ctx context.Context) (bool, error) {
+	room := cap(s.buf) - len(s.buf)
+	if s.maxSize > 0 {
+		room = int(min(int64(room), s.maxSize-s.total))
+	}
+	n, eof, err := fill(s.r, s.buf[len(s.buf):len(s.buf)+room])
+	if err != nil {
+		return false, err
+	}
+	s.buf, s.total = s.buf[:len(s.buf)+n], s.total+int64(n)
+	if eof || s.maxSize == 0 || s.total < s.maxSize {
+		return eof, nil
+	}
+	extra, err := drain(ctx, s.r)
+	if err != nil {
+		return false, err
+	}
+	if extra > 0 {
+		s.st.oversize(s.total, s.total+extra)
+	}
+	return true, nil
+}
+
+// flush scans the buffer, writes what can no longer change and keeps the
+// rest, plus ov bytes of context, for the next round.
+func (s *streamer) flush(eof bool) error {
+	cut, ms := acceptable(s.eng.find(s.buf), s.done, len(s.buf), s.ov, eof)
+	emitted := s.buf[s.done:cut]
+	if spans := s.st.apply(s.base, ms); len(spans) > 0 {
+		s.out = appendRedacted(s.out[:0], s.buf, s.done, cut, spans)
+		emitted = s.out
+	}
+	if _, err := s.w.Write(emitted); err != nil {
+		return err
+	}
+	keep := max(0, cut-s.ov)
+	s.buf = s.buf[:copy(s.buf, s.buf[keep:])]
+	s.base += int64(keep)
+	s.done = cut - keep
+	return nil
 }
 
 // acceptable decides how far the current buffer can be emitted: everything
@@ -216,10 +262,10 @@ func (st *scanState) action(m match) (a Action, ok bool) {
 	return st.g.policy.Actions[m.severity], true
 }
 
-// apply records the findings among ms (offsets in buf, which starts at
-// stream offset base) and appends buf[from:to] to dst with every match
-// whose action is warn or worse replaced by its redaction label.
-func (st *scanState) apply(dst, buf []byte, base int64, from, to int, ms []match) []byte {
+// apply records the findings among ms (offsets in a buffer that starts at
+// stream offset base) and returns the ranges to redact: the matches whose
+// action is warn or worse.
+func (st *scanState) apply(base int64, ms []match) []redaction {
 	var spans []redaction
 	for _, m := range ms {
 		a, ok := st.action(m)
@@ -233,7 +279,7 @@ func (st *scanState) apply(dst, buf []byte, base int64, from, to int, ms []match
 			spans = addRedaction(spans, m)
 		}
 	}
-	return appendRedacted(dst, buf, from, to, spans)
+	return spans
 }
 
 // oversize records that the artifact exceeded the size limit.

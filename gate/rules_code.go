@@ -1,6 +1,9 @@
 package gate
 
-import "regexp"
+import (
+	"bytes"
+	"regexp"
+)
 
 // words returns case-insensitive anchors that must be whole words.
 func words(ws ...string) []Anchor {
@@ -15,6 +18,21 @@ func words(ws ...string) []Anchor {
 // line around the anchor (at most 512 bytes on each side).
 func codeLine(anchors []Anchor, expr string) pattern {
 	return pattern{anchors: anchors, re: regexp.MustCompile(expr), before: 512, after: 512, line: true}
+}
+
+// needing adds a guard to p: its line must contain one of the needles, a
+// test far cheaper than the regular expression it protects.
+func needing(p pattern, needles ...string) pattern {
+	p.guard = func(buf []byte, h Hit) bool {
+		lo, hi := lineBounds(buf, max(0, h.Start-p.before), h.Start, h.End, min(len(buf), h.End+p.after))
+		for _, n := range needles {
+			if bytes.Contains(buf[lo:hi], []byte(n)) {
+				return true
+			}
+		}
+		return false
+	}
+	return p
 }
 
 // Shell fragments for the code family. Commands are matched as whole words:
@@ -34,10 +52,10 @@ func codeRules() []ruleDef {
 	high, med := SeverityHigh, SeverityMedium
 	return []ruleDef{
 		rule("pipe-to-shell", high, "downloaded content executed by a shell (curl/wget … | sh)",
-			codeLine(words("curl", "wget", "fetch"),
-				`(?i)\b(?:curl|wget|fetch)\b[^\n|;&]*\|\s*`+shellCmd),
-			codeLine(words("curl", "wget"),
-				`(?i)(?:\b(?:ba|z)?sh\s+(?:-c\s+)?["']?|\beval\s+["']?|\bsource\s+|\.\s+)(?:<\(|\$\()\s*(?:curl|wget)\b`),
+			needing(codeLine(words("curl", "wget", "fetch"),
+				`(?i)\b(?:curl|wget|fetch)\b[^\n|;&]*\|\s*`+shellCmd), "|"),
+			needing(codeLine(words("curl", "wget"),
+				`(?i)(?:\b(?:ba|z)?sh\s+(?:-c\s+)?["']?|\beval\s+["']?|\bsource\s+|\.\s+)(?:<\(|\$\()\s*(?:curl|wget)\b`), "$(", "<("),
 			codeLine(words("iwr", "irm", "invoke-webrequest", "invoke-restmethod", "downloadstring"),
 				`(?i)(?:\b(?:iwr|irm|invoke-webrequest|invoke-restmethod)\b[^\n|]*\|\s*(?:iex|invoke-expression)\b|\biex\b[^\n]{0,40}downloadstring\b)`)),
 		rule("reverse-shell", high, "reverse shell (/dev/tcp, nc -e, socat exec, socket+dup2 one-liners)",
@@ -58,8 +76,9 @@ func codeRules() []ruleDef {
 			codeLine(ci("authorized_keys"),
 				writeOp+`[^\s;|&]*\.ssh/authorized_keys2?\b`)),
 		rule("sensitive-file-exfil", high, "credential file uploaded with curl/wget",
-			codeLine(words("curl", "wget"),
-				`(?i)\b(?:curl|wget)\b[^\n|;]*(?:--data(?:-binary|-raw|-urlencode)?|-d|-F|--form|-T|--upload-file|--post-file)[=\s]+["']?[\w-]*=?@?[^\s"']*(?:/etc/shadow|/etc/passwd|\.ssh/|\.aws/credentials|\.kube/config|\.docker/config\.json|\.netrc|\bid_(?:rsa|dsa|ecdsa|ed25519)\b)`)),
+			needing(codeLine(words("curl", "wget"),
+				`(?i)\b(?:curl|wget)\b[^\n|;]*(?:--data(?:-binary|-raw|-urlencode)?|-d|-F|--form|-T|--upload-file|--post-file)[=\s]+["']?[\w-]*=?@?[^\s"']*(?:/etc/shadow|/etc/passwd|\.ssh/|\.aws/credentials|\.kube/config|\.docker/config\.json|\.netrc|\bid_(?:rsa|dsa|ecdsa|ed25519)\b)`),
+				"/etc/", ".ssh/", ".aws/", ".kube/", ".docker/", ".netrc", "id_")),
 		rule("shell-rc-write", med, "write to a shell startup file (~/.bashrc, ~/.profile, ~/.zshrc …)",
 			codeLine(ci(".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zshenv", ".zlogin", ".kshrc", ".cshrc", ".tcshrc", "/etc/profile"),
 				writeOp+`(?:`+homePrefx+`\.(?:bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|kshrc|cshrc|tcshrc)|/etc/profile(?:\.d/[\w.-]+)?|/etc/bash\.bashrc)\b`)),

@@ -65,13 +65,44 @@ func (s *dataScanner) Check(buf []byte, h Hit, emit func(Match)) {
 			}
 			return // inside a number or a word: not a start
 		}
+		s.checkNumber(buf, i, try)
+	}
+}
+
+// checkNumber runs the number parsers that can match the shape of the
+// number starting at buf[i]: the length of its first digit run and the
+// byte after it decide, so most numbers cost one short loop.
+func (s *dataScanner) checkNumber(buf []byte, i int, try func(string, int, int)) {
+	j := i
+	for j < len(buf) && j-i < 20 && isDigit(buf[j]) {
+		j++
+	}
+	run, next := j-i, byte(0)
+	if j < len(buf) {
+		next = buf[j]
+	}
+	prev := byte(0)
+	if i > 0 {
+		prev = buf[i-1]
+	}
+	// A grouped card continues with a group of 3+ digits; a North American
+	// phone number continues with a group of exactly 3.
+	grouped := (next == ' ' || next == '-') && digitsAt(buf, j+1, 3)
+	if run >= 13 || run >= 3 && run <= 6 && grouped {
 		start, end := matchCard(buf, i)
 		try("credit-card", start, end)
-		start, end = matchSSN(buf, i)
+	}
+	if run == 3 && next == '-' {
+		start, end := matchSSN(buf, i)
 		try("us-ssn", start, end)
-		start, end = matchPhone(buf, i)
+	}
+	if prev == '+' || (run == 1 || run == 3) && (next == ' ' || next == '-' || next == '.') && digitsAt(buf, j+1, 3) ||
+		run == 3 && next == ')' {
+		start, end := matchPhone(buf, i)
 		try("phone", start, end)
-		start, end = matchIPv4(buf, i)
+	}
+	if run <= 3 && next == '.' {
+		start, end := matchIPv4(buf, i)
 		try("ipv4", start, end)
 	}
 }
@@ -336,6 +367,11 @@ func (g *groups) hasSizes(start int, sizes ...int) bool {
 		start = g.ends[k] + 1
 	}
 	return true
+}
+
+// digitsAt reports whether buf[i:i+n] exists and is all digits.
+func digitsAt(buf []byte, i, n int) bool {
+	return i+n <= len(buf) && allDigits(buf[i:i+n])
 }
 
 func allDigits(b []byte) bool {
