@@ -16,12 +16,6 @@ import (
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
-// Quarantiner keeps withheld output until someone approves it. The
-// quarantine package's Store implements it.
-type Quarantiner interface {
-	Put(ctx context.Context, sandboxID string, findings []gate.Finding, artifacts map[string][]byte) (string, error)
-}
-
 // ErrStdinConflict: a secret is injected on stdin and the exec also has stdin.
 var ErrStdinConflict = errors.New("stdin is already used by a secret")
 
@@ -99,13 +93,13 @@ func (s *Sandbox) applyGate(ctx context.Context, res *Result, stdout, stderr []b
 			rep.Verdict = gate.VerdictBlock // nowhere to keep it: withhold for good
 			break
 		}
-		id, err := s.cfg.Quarantine.Put(ctx, s.id, rep.Findings, map[string][]byte{"stdout": stdout, "stderr": stderr})
+		item, err := s.cfg.Quarantine.Put(ctx, s.id, rep.Findings, map[string][]byte{"stdout": stdout, "stderr": stderr})
 		if err != nil {
 			rep.Verdict = gate.VerdictBlock
 			s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"error": "quarantine: " + err.Error()}})
 			break
 		}
-		rep.QuarantineID = id
+		rep.QuarantineID = item.ID
 	default:
 		res.Stdout, res.Stderr = string(redOut), string(redErr)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/kavach-sandbox/kavach/gate"
 	"github.com/kavach-sandbox/kavach/lifecycle"
 	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/quarantine"
 )
 
 // Backend names, re-exported for the builder.
@@ -52,7 +53,7 @@ type Config struct {
 	// GateOff disables the gate; results then say "verdict": "skipped".
 	GateOff bool
 	// Quarantine keeps quarantined output; without one it is blocked.
-	Quarantine Quarantiner
+	Quarantine *quarantine.Store
 	// Credentials holds the secrets that Secrets inject.
 	Credentials *credential.Store
 	// Secrets are injected into every exec, each through its own channel.
@@ -115,7 +116,7 @@ type Builder struct {
 
 	gatePolicy *gate.Policy
 	gateOff    bool
-	quarantine Quarantiner
+	quarantine *quarantine.Store
 	creds      *credential.Store
 	secrets    []credential.Binding
 	audit      *audit.Log
@@ -314,7 +315,7 @@ func (b *Builder) GateOff() *Builder {
 }
 
 // Quarantine sets where quarantined output is kept.
-func (b *Builder) Quarantine(q Quarantiner) *Builder {
+func (b *Builder) Quarantine(q *quarantine.Store) *Builder {
 	b.quarantine = q
 	return b
 }

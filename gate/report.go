@@ -15,7 +15,7 @@ type Finding struct {
 type Report struct {
 	Verdict      Verdict   `json:"verdict"`
 	Findings     []Finding `json:"findings"`
-	QuarantineID string    `json:"quarantine_id,omitempty"`
+	QuarantineID string    `json:"quarantine_id"`
 }
 
 // SkippedReport is the report of an artifact that was not scanned because

@@ -25,6 +25,15 @@ func addBoundary(ctx context.Context, b *kavach.Builder, f *runFlags) (func(), e
 	}
 	switch f.gate {
 	case "on", "":
+		// Without a usable store, quarantined output is blocked for good;
+		// only an explicitly named store that cannot be opened is an error.
+		q, err := openQuarantine(f.quarantineDir)
+		if err != nil && f.quarantineDir != "" {
+			return done, fmt.Errorf("--quarantine-dir: %w", err)
+		}
+		if err == nil {
+			b.Quarantine(q)
+		}
 	case "off":
 		b.GateOff()
 	default:

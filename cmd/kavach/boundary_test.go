@@ -161,14 +161,19 @@ func TestRootless(t *testing.T) {
 	if err := os.Chown(home, 1000, 1000); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Chmod(filepath.Dir(home), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(setpriv, "--reuid", "1000", "--regid", "1000", "--clear-groups",
 		"env", "-i", "HOME="+home, "PATH=/usr/bin:/bin",
 		bin, "run", "--best-effort", "--json", "--", "sh", "-c",
 		"grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo x > /work/f && cat /work/f; touch /x 2>/dev/null || echo ro")
 	cmd.Dir = home
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("rootless run: %v\n%s", err, out)
+		t.Fatalf("rootless run: %v\n%s%s", err, out, stderr.Bytes())
 	}
 	var res struct {
 		Status string
@@ -181,5 +186,44 @@ func TestRootless(t *testing.T) {
 	want := "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nx\nro\n"
 	if res.Status != "exited" || res.Stdout != want {
 		t.Fatalf("rootless sandbox: status %s stdout %q", res.Status, res.Stdout)
+	}
+}
+
+func TestQuarantineFlow(t *testing.T) {
+	processAvailable(t)
+	q := t.TempDir()
+	r := runKavach(t, "run", "--quarantine-dir", q, "--json", "--", "sh", "-c", "echo token ghp_0123456789abcdefABCDEF0123456789abcd")
+	var res struct {
+		Stdout string
+		Gate   struct {
+			Verdict      string `json:"verdict"`
+			QuarantineID string `json:"quarantine_id"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 123 {
+		t.Fatalf("%v: %v", err, r)
+	}
+	id := res.Gate.QuarantineID
+	if res.Gate.Verdict != "quarantine" || id == "" || strings.Contains(r.stdout, "ghp_0123") {
+		t.Fatalf("not quarantined: %s", r.stdout)
+	}
+	if r := runKavach(t, "quarantine", "--dir", q, "release", id, "--to", "-"); r.code != 125 || strings.Contains(r.stdout, "ghp_") {
+		t.Fatalf("released before approval: %v", r)
+	}
+	if r := runKavach(t, "quarantine", "--dir", q, "show", id); r.code != 0 || strings.Contains(r.stdout, "ghp_") || !strings.Contains(r.stdout, `"pending"`) {
+		t.Fatalf("show: %v", r)
+	}
+	if r := runKavach(t, "quarantine", "--dir", q, "approve", id); r.code != 0 {
+		t.Fatalf("approve: %v", r)
+	}
+	if r := runKavach(t, "quarantine", "--dir", q, "release", id, "--to", "-"); r.code != 0 || !strings.Contains(r.stdout, "ghp_0123") {
+		t.Fatalf("release after approval: %v", r)
+	}
+	if r := runKavach(t, "quarantine", "--dir", q, "reject", id); r.code != 125 {
+		t.Fatalf("reject after approve must fail: %v", r)
+	}
+	r = runKavach(t, "run", "--quarantine-dir", q, "--json", "--", "true")
+	if !strings.Contains(r.stdout, `"quarantine_id": ""`) {
+		t.Fatalf("gate JSON lacks quarantine_id: %s", r.stdout)
 	}
 }

@@ -34,7 +34,7 @@ signal N (137 for an out-of-memory kill).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newScoreCmd(), newBackendsCmd(), newPolicyCmd(), newVersionCmd(), newBenchCmd(), newScanCmd(), newAuditCmd())
+	root.AddCommand(newRunCmd(), newScoreCmd(), newBackendsCmd(), newPolicyCmd(), newVersionCmd(), newBenchCmd(), newScanCmd(), newAuditCmd(), newQuarantineCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitWith(exitKavachError, err) })
 	return root
 }

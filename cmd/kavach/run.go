@@ -23,7 +23,7 @@ type runFlags struct {
 	pids                                                           int64
 	timeout                                                        time.Duration
 	ro, rw, env, secrets, secretFrom, allowHosts                   []string
-	gate, audit                                                    string
+	gate, audit, quarantineDir                                     string
 	minScore                                                       int
 }
 
@@ -64,6 +64,7 @@ default policy is strict; flags override single fields of the policy.`,
 	fl.IntVar(&f.minScore, "min-score", 0, "refuse to run below this effective score (0-100)")
 	fl.BoolVar(&f.bestEffort, "best-effort", false, "run with a lower score when a layer cannot be applied")
 	fl.StringVar(&f.gate, "gate", "on", "externalization gate: on or off")
+	fl.StringVar(&f.quarantineDir, "quarantine-dir", "", "where quarantined output is kept (default: the user's state dir)")
 	fl.StringVar(&f.audit, "audit", "", "append every event to this audit chain (key: KAVACH_AUDIT_KEY)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "inject a secret: NAME=env:VAR | NAME=stdin | NAME=fd:N (repeatable)")
 	fl.StringArrayVar(&f.secretFrom, "secret-from", nil, "where a secret's value comes from: NAME=env:HOSTVAR | NAME=file:PATH")
