@@ -201,3 +201,67 @@ func egressSpec(cfg *Config, onEvent func(egress.Event)) (backend.Egress, []stri
 	}
 	return e, env, nil
 }
+
+// DefaultExportLimit caps an exported file when the gate policy sets no
+// maximum artifact size.
+const DefaultExportLimit = 64 << 20
+
+// Exported is a file handed out of a sandbox through the gate.
+type Exported struct {
+	// Path is the file's path inside the sandbox.
+	Path string
+	// Data is the content after the gate: redacted on warn, nil when the
+	// gate blocked or quarantined it.
+	Data []byte
+	// Gate is the gate's verdict on the file.
+	Gate gate.Report
+}
+
+// ErrExportUnsupported: the backend cannot hand files out.
+var ErrExportUnsupported = errors.New("backend cannot export files")
+
+// Export copies a file out of the sandbox. Like stdout and stderr, it is
+// scanned first, and passed, redacted, quarantined or withheld.
+func (s *Sandbox) Export(ctx context.Context, path string) (*Exported, error) {
+	if st := s.fsm.State(); st == lifecycle.Destroyed || st == lifecycle.Created {
+		return nil, fmt.Errorf("%w: export from sandbox %s: sandbox is %s", lifecycle.ErrWrongState, s.id, st)
+	}
+	fr, ok := s.inst.(backend.FileReader)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrExportUnsupported, s.Backend())
+	}
+	limit := int64(DefaultExportLimit)
+	if s.cfg.Gate != nil && s.cfg.Gate.MaxArtifactSize > 0 {
+		limit = s.cfg.Gate.MaxArtifactSize
+	}
+	data, err := fr.ReadFile(ctx, path, limit)
+	if err != nil {
+		return nil, fmt.Errorf("export %s from sandbox %s: %w", path, s.id, err)
+	}
+	out := &Exported{Path: path}
+	if s.gate == nil {
+		out.Data, out.Gate = data, gate.SkippedReport()
+		return out, nil
+	}
+	red, rep := s.gate.Scan("file:"+path, data)
+	switch rep.Verdict {
+	case gate.VerdictBlock:
+	case gate.VerdictQuarantine:
+		if s.cfg.Quarantine == nil {
+			rep.Verdict = gate.VerdictBlock
+			break
+		}
+		item, err := s.cfg.Quarantine.Put(ctx, s.id, rep.Findings, map[string][]byte{"file:" + path: data})
+		if err != nil {
+			rep.Verdict = gate.VerdictBlock
+			break
+		}
+		rep.QuarantineID = item.ID
+	default:
+		out.Data = red
+	}
+	out.Gate = rep
+	s.emit(lifecycle.Event{Type: lifecycle.EventGate, Details: map[string]any{
+		"artifact": "file:" + path, "verdict": string(rep.Verdict), "findings": rep.Findings, "quarantine_id": rep.QuarantineID}})
+	return out, nil
+}

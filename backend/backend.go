@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -220,4 +222,43 @@ type Instance interface {
 	Resume(ctx context.Context) error
 	// Destroy releases everything the sandbox holds. It is idempotent.
 	Destroy(ctx context.Context) error
+}
+
+// FileReader is implemented by instances that can hand a file out of the
+// sandbox (kavach passes it through the gate before the caller sees it).
+type FileReader interface {
+	// ReadFile returns the content of path, as seen inside the sandbox.
+	// Paths resolve inside the sandbox's view: symlinks and ".." cannot
+	// reach the host. More than max bytes is ErrFileTooLarge.
+	ReadFile(ctx context.Context, path string, max int64) ([]byte, error)
+}
+
+// ErrFileTooLarge is returned by FileReader.ReadFile above its limit.
+var ErrFileTooLarge = errors.New("file larger than the export limit")
+
+// ReadFileIn reads path beneath the directory root (a host directory that
+// is the sandbox's view of some tree), refusing symlink and ".." escapes.
+func ReadFileIn(root, path string, max int64) ([]byte, error) {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rel := strings.TrimPrefix(filepath.Clean("/"+path), "/")
+	if rel == "" {
+		rel = "."
+	}
+	f, err := r.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%w: %s (limit %d bytes)", ErrFileTooLarge, path, max)
+	}
+	return data, nil
 }

@@ -140,19 +140,18 @@ func (in *instance) startZygote(ctx context.Context) (*zygote, error) {
 }
 
 func (in *instance) handshake(ctx context.Context, z *zygote) error {
-	if in.cg != nil {
-		if _, ok := in.cg.FD(); !ok {
-			if err := in.cg.AddProc(z.cmd.Process.Pid); err != nil {
-				return fmt.Errorf("process: join cgroup: %w", err)
-			}
-		}
-	}
 	cfg := in.initConfig()
+	join, err := in.cgroupJoinFiles()
+	if err != nil {
+		return err
+	}
+	defer closeAll(join)
+	cfg.CgroupFiles = len(join)
 	userns, err := idmapFiles(cfg)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSetup, err)
 	}
-	if err := sendMsg(z.fd(), cfg, fileFDs(userns)...); err != nil {
+	if err := sendMsg(z.fd(), cfg, append(fileFDs(join), fileFDs(userns)...)...); err != nil {
 		return fmt.Errorf("%w: send configuration: %v", ErrNoInit, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = z.cmd.Process.Kill() })
@@ -174,6 +173,24 @@ func (in *instance) handshake(ctx context.Context, z *zygote) error {
 		return in.serveProxy(files[0])
 	}
 	return nil
+}
+
+// cgroupJoinFiles returns the files through which the init moves itself
+// into the sandbox's cgroup (v1). Joining from inside avoids the kernel's
+// attach wait that writing the init's pid from outside pays (5-10 ms).
+// On v2 the init was started inside the cgroup (CLONE_INTO_CGROUP).
+func (in *instance) cgroupJoinFiles() ([]*os.File, error) {
+	if in.cg == nil {
+		return nil, nil
+	}
+	if _, ok := in.cg.FD(); ok {
+		return nil, nil
+	}
+	files, err := in.cg.SelfJoinFiles()
+	if err != nil {
+		return nil, fmt.Errorf("process: join cgroup: %w", err)
+	}
+	return files, nil
 }
 
 // ensureZygote returns the running init, starting a new one when the last

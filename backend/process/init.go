@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kavach-sandbox/kavach/internal/cgroup"
 	"github.com/kavach-sandbox/kavach/internal/reexec"
 	"github.com/kavach-sandbox/kavach/internal/seccomp"
 )
@@ -29,13 +30,10 @@ func initMain() {
 	buf := make([]byte, maxMessage)
 	var cfg initConfig
 	files, err := recvMsg(fdSocket, buf, &cfg)
-	if err != nil {
+	if err != nil || cfg.CgroupFiles > len(files) {
 		os.Exit(125)
 	}
-	for _, f := range files {
-		cfg.usernsFDs = append(cfg.usernsFDs, int(f.Fd()))
-	}
-	rep, err := setupSandbox(&cfg)
+	rep, err := initialize(&cfg, files)
 	closeAll(files)
 	if err == nil && len(cfg.Seccomp) > 0 {
 		err = loadSeccomp(cfg.Seccomp, &rep)
@@ -57,6 +55,20 @@ func initMain() {
 		_ = unix.Close(cfg.proxyFD)
 	}
 	serve(fdSocket, buf)
+}
+
+// initialize joins the cgroup (this thread, before it forks anything) and
+// builds the sandbox.
+func initialize(cfg *initConfig, files []*os.File) (initReport, error) {
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	if err := cgroup.JoinSelf(fds[:cfg.CgroupFiles]); err != nil {
+		return initReport{Stage: "cgroup"}, fmt.Errorf("cgroup: %w", err)
+	}
+	cfg.usernsFDs = fds[cfg.CgroupFiles:]
+	return setupSandbox(cfg)
 }
 
 func loadSeccomp(b []byte, rep *initReport) error {

@@ -26,6 +26,10 @@ type initConfig struct {
 
 	Rlimits rlimits `json:"rlimits"`
 
+	// CgroupFiles is how many of the descriptors sent with the configuration
+	// are cgroup join files (they come first; user namespaces follow).
+	CgroupFiles int `json:"cgroup_files"`
+
 	usernsFDs []int // received with the configuration, for idmapped mounts
 	proxyFD   int   // the egress listener, sent to the parent when ready
 }

@@ -297,3 +297,14 @@ func procStart(pid int) string {
 	}
 	return ""
 }
+
+// ReadFile reads a file through the sandbox's own root (the init's
+// /proc/PID/root), so any path the payload sees can be exported, and
+// nothing else: resolution stays beneath that root.
+func (in *instance) ReadFile(ctx context.Context, path string, max int64) ([]byte, error) {
+	z, err := in.ensureZygote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return backend.ReadFileIn("/proc/"+strconv.Itoa(z.cmd.Process.Pid)+"/root", path, max)
+}

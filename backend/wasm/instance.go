@@ -377,3 +377,21 @@ func (i *Instance) release() error {
 	}
 	return nil
 }
+
+// ReadFile reads a file of the sandbox's /work, /tmp or a mount, resolved
+// beneath the host directory behind it (no symlink or ".." escapes).
+func (i *Instance) ReadFile(_ context.Context, path string, max int64) ([]byte, error) {
+	clean := filepath.Clean("/" + path)
+	var best *preopen
+	for k := range i.preopens {
+		p := &i.preopens[k]
+		if (clean == p.guest || strings.HasPrefix(clean, strings.TrimSuffix(p.guest, "/")+"/")) &&
+			(best == nil || len(p.guest) > len(best.guest)) {
+			best = p
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("wasm: %s: not in a directory of the sandbox: %w", path, os.ErrNotExist)
+	}
+	return backend.ReadFileIn(best.host, strings.TrimPrefix(clean, best.guest), max)
+}

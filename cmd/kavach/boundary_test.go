@@ -227,3 +227,28 @@ func TestQuarantineFlow(t *testing.T) {
 		t.Fatalf("gate JSON lacks quarantine_id: %s", r.stdout)
 	}
 }
+
+func TestExportThroughGate(t *testing.T) {
+	processAvailable(t)
+	dir := t.TempDir()
+	ok, blocked, escaped := filepath.Join(dir, "ok"), filepath.Join(dir, "blocked"), filepath.Join(dir, "escaped")
+	r := runKavach(t, "run", "--export", "/tmp/a:"+ok, "--export", "/work/b:"+blocked,
+		"--", "sh", "-c", "echo 'mail bob@example.com' > /tmp/a; echo AKIAIOSFODNN7EXAMPLE > /work/b")
+	if r.code != 123 {
+		t.Fatalf("a blocked export must give 123: %v", r)
+	}
+	if b, err := os.ReadFile(ok); err != nil || string(b) != "mail [REDACTED:email]\n" {
+		t.Fatalf("redacted export: %q %v", b, err)
+	}
+	if _, err := os.Stat(blocked); err == nil {
+		t.Fatal("blocked file was written")
+	}
+	// A symlink that points out of the sandbox's view is refused, not followed.
+	r = runKavach(t, "run", "--export", "/work/link:"+escaped, "--", "ln", "-s", "/proc/1/root/etc/shadow", "/work/link")
+	if r.code != 125 || !strings.Contains(r.stderr, "escapes") {
+		t.Fatalf("escaping symlink: %v", r)
+	}
+	if _, err := os.Stat(escaped); err == nil {
+		t.Fatal("escaping export was written")
+	}
+}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/kavach-sandbox/kavach"
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/gate"
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
@@ -22,7 +25,7 @@ type runFlags struct {
 	cpus                                                           float64
 	pids                                                           int64
 	timeout                                                        time.Duration
-	ro, rw, env, secrets, secretFrom, allowHosts                   []string
+	ro, rw, env, secrets, secretFrom, allowHosts, exports          []string
 	gate, audit, quarantineDir                                     string
 	minScore                                                       int
 }
@@ -68,6 +71,7 @@ default policy is strict; flags override single fields of the policy.`,
 	fl.StringVar(&f.audit, "audit", "", "append every event to this audit chain (key: KAVACH_AUDIT_KEY)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "inject a secret: NAME=env:VAR | NAME=stdin | NAME=fd:N (repeatable)")
 	fl.StringArrayVar(&f.secretFrom, "secret-from", nil, "where a secret's value comes from: NAME=env:HOSTVAR | NAME=file:PATH")
+	fl.StringArrayVar(&f.exports, "export", nil, "after the command, copy SANDBOX_PATH[:HOST_PATH] out through the gate (repeatable)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "after the output, print backend, score, status and time to stderr")
 	return cmd
 }
@@ -91,7 +95,7 @@ func runRun(cmd *cobra.Command, f *runFlags, argv []string) error {
 	if f.stdin {
 		opts = append(opts, kavach.WithStdin(cmd.InOrStdin()))
 	}
-	res, err := kavach.Run(cmd.Context(), cfg, argv, opts...)
+	res, exported, err := runAndExport(cmd.Context(), cfg, argv, f.exports, opts)
 	if err != nil {
 		return exitWith(exitKavachError, err)
 	}
@@ -110,10 +114,70 @@ func runRun(cmd *cobra.Command, f *runFlags, argv []string) error {
 	if res.Status == kavach.StatusError && res.Error != "" && !f.asJSON {
 		fmt.Fprintln(cmd.ErrOrStderr(), "kavach:", res.Error)
 	}
-	if code := res.ExitStatus(); code != 0 {
+	code := res.ExitStatus()
+	if withheld := writeExports(cmd.ErrOrStderr(), exported); withheld && code == 0 {
+		code = exitGate
+	}
+	if code != 0 {
 		return exitWith(code, nil)
 	}
 	return nil
+}
+
+type export struct {
+	dest string
+	file *kavach.Exported
+}
+
+// runAndExport runs the command in a fresh sandbox, then copies the
+// requested files out through the gate before destroying it.
+func runAndExport(ctx context.Context, cfg kavach.Config, argv, specs []string, opts []kavach.ExecOption) (*kavach.Result, []export, error) {
+	sb, err := kavach.New(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer sb.Destroy(context.WithoutCancel(ctx))
+	if err := sb.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	res, err := sb.Exec(ctx, argv, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []export
+	for _, spec := range specs {
+		src, dest, ok := strings.Cut(spec, ":")
+		if !ok || dest == "" {
+			dest = filepath.Base(src)
+		}
+		f, err := sb.Export(ctx, src)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--export %s: %w", spec, err)
+		}
+		out = append(out, export{dest: dest, file: f})
+	}
+	return res, out, nil
+}
+
+// writeExports writes the files the gate let through (new files, mode
+// 0600) and reports whether it withheld any.
+func writeExports(stderr io.Writer, files []export) (withheld bool) {
+	for _, e := range files {
+		switch v := e.file.Gate.Verdict; {
+		case v == gate.VerdictBlock:
+			fmt.Fprintf(stderr, "kavach: %s: blocked by the gate\n", e.file.Path)
+			withheld = true
+		case v == gate.VerdictQuarantine:
+			fmt.Fprintf(stderr, "kavach: %s: quarantined as %s\n", e.file.Path, e.file.Gate.QuarantineID)
+			withheld = true
+		default:
+			if err := os.WriteFile(e.dest, e.file.Data, 0o600); err != nil {
+				fmt.Fprintf(stderr, "kavach: %s: %v\n", e.file.Path, err)
+				withheld = true
+			}
+		}
+	}
+	return withheld
 }
 
 // passOutput writes the command's output, unless the gate withheld it.
