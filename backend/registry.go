@@ -70,9 +70,14 @@ type Unimplemented struct{ I Info }
 // Info returns the backend's description.
 func (u Unimplemented) Info() Info { return u.I }
 
-// Probe always reports the backend unavailable.
+// Probe always reports the backend unavailable, adding what this host
+// lacks for it where that is known.
 func (u Unimplemented) Probe(context.Context) Availability {
-	return Availability{Reason: "not implemented yet in this version of kavach"}
+	reason := "not implemented yet in this version of kavach"
+	if b := hostBlocker(u.I.Name); b != "" {
+		reason += "; this host: " + b
+	}
+	return Availability{Reason: reason}
 }
 
 // Capabilities reports what the backend would enforce once implemented, so
