@@ -182,7 +182,9 @@ func (b *Builder) AllowHosts(hosts ...string) *Builder {
 }
 
 // ReadOnlyRoot makes the root file system read-only (and confined).
-func (b *Builder) ReadOnlyRoot(on bool) *Builder { return b.add(op{kind: opReadOnlyRoot, n: boolInt(on)}) }
+func (b *Builder) ReadOnlyRoot(on bool) *Builder {
+	return b.add(op{kind: opReadOnlyRoot, n: boolInt(on)})
+}
 
 // Mount makes a host path visible at dest ("" = same path).
 func (b *Builder) Mount(source, dest string, mode policy.Access) *Builder {

@@ -95,4 +95,3 @@ func (c *Config) Validate() error {
 
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("invalid configuration")
-
