@@ -1,0 +1,121 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/backend"
+)
+
+// BenchmarkBareExec is the baseline: fork/exec of /bin/true on the host.
+func BenchmarkBareExec(b *testing.B) {
+	for b.Loop() {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCold measures create → exec(true) → destroy per runtime.
+func BenchmarkCold(b *testing.B) {
+	for _, k := range kinds {
+		b.Run(string(k), func(b *testing.B) {
+			d := benchDriver(b, k)
+			ctx := context.Background()
+			var i int
+			for b.Loop() {
+				i++
+				inst, err := d.Create(ctx, &backend.Spec{ID: fmt.Sprintf("bench-cold-%d", i), Policy: testPolicy(), Env: testEnv})
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchTrue(b, inst)
+				if err := inst.Destroy(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkColdStart measures create → exec(true) only: what a caller waits
+// for when destruction happens off the critical path (e.g. in a pool).
+func BenchmarkColdStart(b *testing.B) {
+	for _, k := range kinds {
+		b.Run(string(k), func(b *testing.B) {
+			d := benchDriver(b, k)
+			ctx := context.Background()
+			var insts []backend.Instance
+			var i int
+			for b.Loop() {
+				i++
+				inst, err := d.Create(ctx, &backend.Spec{ID: fmt.Sprintf("bench-start-%d", i), Policy: testPolicy(), Env: testEnv})
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchTrue(b, inst)
+				insts = append(insts, inst)
+			}
+			b.StopTimer()
+			for _, inst := range insts {
+				_ = inst.Destroy(ctx)
+			}
+		})
+	}
+}
+
+// BenchmarkWarmExec measures exec(true) into a running container.
+func BenchmarkWarmExec(b *testing.B) {
+	for _, k := range kinds {
+		b.Run(string(k), func(b *testing.B) {
+			d := benchDriver(b, k)
+			ctx := context.Background()
+			inst, err := d.Create(ctx, &backend.Spec{ID: "bench-warm", Policy: testPolicy(), Env: testEnv})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer inst.Destroy(ctx)
+			for b.Loop() {
+				benchTrue(b, inst)
+			}
+		})
+	}
+}
+
+func benchDriver(b *testing.B, k Kind) *Driver {
+	b.Helper()
+	if _, err := Detect(context.Background(), k); err != nil {
+		b.Skipf("%s: %v", k, err)
+	}
+	if k == Runsc {
+		return NewDriver(backend.GVisor, k)
+	}
+	return NewDriver(backend.OCI, k)
+}
+
+func benchTrue(b *testing.B, inst backend.Instance) {
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"true"}, Timeout: 10 * time.Second, MaxOutput: 1024})
+	if err != nil || out.ExitCode != 0 {
+		b.Fatalf("exec true: %v %+v", err, out)
+	}
+}
+
+// BenchmarkWarmExecNoSeccomp isolates the cost of the in-container seccomp
+// helper under gVisor: exec(true) with the seccomp profile off.
+func BenchmarkWarmExecNoSeccomp(b *testing.B) {
+	d := benchDriver(b, Runsc)
+	ctx := context.Background()
+	p := testPolicy()
+	p.Seccomp = "off"
+	inst, err := d.Create(ctx, &backend.Spec{ID: "bench-warm-noseccomp", Policy: p, Env: testEnv})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer inst.Destroy(ctx)
+	for b.Loop() {
+		benchTrue(b, inst)
+	}
+}

@@ -1,0 +1,188 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/ocibundle"
+	"github.com/kavach-sandbox/kavach/policy"
+)
+
+// ErrBroken reports a container that died (an OOM kill of gVisor's sandbox,
+// or a timeout the runtime could not contain without killing the
+// container). Only Destroy is useful afterwards.
+var ErrBroken = errors.New("container is no longer running")
+
+// initArgs is the container's init: a shell that sleeps forever and, as PID
+// 1 of the container's pid namespace, reaps the orphans of exec'd commands
+// (while it waits for its sleep it reaps any child that exits). Signals
+// from inside the container cannot kill it: PID 1 ignores signals it has no
+// handler for.
+var initArgs = []string{"/bin/sh", "-c", "while :; do sleep infinity; done"}
+
+// Container is one running container: a backend.Instance.
+type Container struct {
+	rt     *Runtime
+	id     string
+	bundle *ocibundle.Bundle
+	spec   *backend.Spec
+	init   int // host pid of the init (crun, runc) or of the gVisor sandbox
+	cg     *Cgroups
+	enf    backend.Enforcement
+	// helper: exec'd commands start through the seccomp helper (runsc).
+	helper bool
+
+	execSeq   atomic.Uint64
+	broken    atomic.Pointer[string]
+	destroyMu sync.Mutex
+	destroyed bool
+}
+
+// ID returns the runtime's container id.
+func (c *Container) ID() string { return c.id }
+
+// Runtime returns the runtime that runs the container.
+func (c *Container) Runtime() *Runtime { return c.rt }
+
+// Bundle returns the container's bundle.
+func (c *Container) Bundle() *ocibundle.Bundle { return c.bundle }
+
+// start creates the bundle and starts the container.
+func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
+	b, err := ocibundle.Create(cfg)
+	if err != nil {
+		return err
+	}
+	c.bundle = b
+	if c.helper {
+		if err := prepareHelper(b.Dir, &c.spec.Policy); err != nil {
+			return err
+		}
+	}
+	if err := c.rt.Run(ctx, c.id, b.Dir, c.spec.Policy.Network.Mode == policy.NetworkOn); err != nil {
+		return err
+	}
+	st, err := c.rt.State(ctx, c.id)
+	if err != nil {
+		return err
+	}
+	if st.Status != "running" || st.Pid <= 0 {
+		return fmt.Errorf("%w: %s after start: %s", ErrBroken, c.id, st.Status)
+	}
+	c.init = st.Pid
+	if cgroupsPath(cfg) {
+		cg, err := ContainerCgroups(st.Pid)
+		if err != nil {
+			return err
+		}
+		c.cg = cg
+	}
+	return nil
+}
+
+func cgroupsPath(cfg *ocibundle.Config) bool { return cfg.CgroupsPath != "" }
+
+// Enforcement reports what the runtime applied.
+func (c *Container) Enforcement() backend.Enforcement { return c.enf }
+
+// markBroken records why the container can no longer run commands.
+func (c *Container) markBroken(why string) { c.broken.CompareAndSwap(nil, &why) }
+
+// brokenErr returns ErrBroken with the reason, or nil.
+func (c *Container) brokenErr() error {
+	if why := c.broken.Load(); why != nil {
+		return fmt.Errorf("%w: %s", ErrBroken, *why)
+	}
+	return nil
+}
+
+// Pause freezes the container.
+func (c *Container) Pause(ctx context.Context) error {
+	if err := c.brokenErr(); err != nil {
+		return err
+	}
+	return c.rt.Pause(ctx, c.id)
+}
+
+// Resume thaws the container.
+func (c *Container) Resume(ctx context.Context) error {
+	if err := c.brokenErr(); err != nil {
+		return err
+	}
+	return c.rt.Resume(ctx, c.id)
+}
+
+// Destroy kills every process, deletes the container (its cgroups with it)
+// and removes the bundle and work directory. It is idempotent.
+func (c *Container) Destroy(ctx context.Context) error {
+	c.destroyMu.Lock()
+	defer c.destroyMu.Unlock()
+	if c.destroyed {
+		return nil
+	}
+	c.markBroken("destroyed")
+	ctx = context.WithoutCancel(ctx)
+	_ = c.rt.KillAll(ctx, c.id) // a paused or dead container still deletes below
+	err := c.rt.Delete(ctx, c.id)
+	if err != nil && !c.gone(ctx) {
+		return fmt.Errorf("destroy %s: %w", c.id, err)
+	}
+	c.destroyed = true
+	if c.bundle != nil {
+		return c.bundle.Remove()
+	}
+	return nil
+}
+
+// gone reports whether the runtime no longer knows the container.
+func (c *Container) gone(ctx context.Context) bool {
+	ids, err := c.rt.List(ctx)
+	if err != nil {
+		return false
+	}
+	for _, id := range ids {
+		if id == c.id {
+			return false
+		}
+	}
+	return true
+}
+
+// processFile writes the process description of one exec into the bundle.
+func (c *Container) processFile(argv, env []string, cwd string) (string, error) {
+	p := filepath.Join(c.bundle.Dir, "exec-"+strconv.FormatUint(c.execSeq.Add(1), 10)+".json")
+	if c.helper {
+		argv = append([]string{helperPath}, argv...)
+	}
+	if err := ocibundle.WriteProcess(p, c.bundle.Process(argv, env, cwd)); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// mergeEnv returns base with extra added; extra wins on equal keys.
+func mergeEnv(base, extra []string) []string {
+	out := make([]string, 0, len(base)+len(extra))
+	idx := map[string]int{}
+	for _, kv := range append(append([]string{}, base...), extra...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// removeQuietly deletes a file whose absence is fine.
+func removeQuietly(p string) { _ = os.Remove(p) }

@@ -1,0 +1,221 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/ocibundle"
+	"github.com/kavach-sandbox/kavach/internal/seccomp"
+	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+// cgroupParent is the cgroup directory (in every hierarchy) under which the
+// runtimes create kavach's container cgroups.
+const cgroupParent = "/kavach-oci"
+
+// Driver is a backend.Driver that runs sandboxes as containers of the first
+// usable runtime among its kinds.
+type Driver struct {
+	name  backend.Name
+	kinds []Kind
+
+	mu    sync.Mutex
+	rt    *Runtime
+	avail *backend.Availability
+}
+
+// NewDriver returns a driver for backend name that uses the first of kinds
+// that works on this host.
+func NewDriver(name backend.Name, kinds ...Kind) *Driver {
+	return &Driver{name: name, kinds: kinds}
+}
+
+// Info describes the backend.
+func (d *Driver) Info() backend.Info {
+	i, _ := backend.InfoOf(d.name)
+	return i
+}
+
+// Probe detects the runtimes in order of preference and reports the first
+// that starts a container, or why none does. The answer is cached.
+func (d *Driver) Probe(ctx context.Context) backend.Availability {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.avail != nil {
+		return *d.avail
+	}
+	var reasons []string
+	for _, k := range d.kinds {
+		rt, err := Detect(ctx, k)
+		if err == nil {
+			d.rt = rt
+			d.avail = &backend.Availability{Available: true, Reason: describe(rt)}
+			return *d.avail
+		}
+		if ctx.Err() != nil {
+			return backend.Availability{Reason: err.Error()}
+		}
+		reasons = append(reasons, err.Error())
+	}
+	d.avail = &backend.Availability{Reason: strings.Join(reasons, "; ")}
+	return *d.avail
+}
+
+// describe says how a working runtime runs.
+func describe(rt *Runtime) string {
+	s := fmt.Sprintf("%s (%s)", rt.kind, rt.path)
+	switch {
+	case rt.kind == Runsc:
+		s += ", platform " + rt.platform
+	case rt.HybridWorkaround():
+		s += ", hybrid-cgroup workaround"
+	}
+	if rt.rootless {
+		s += ", rootless"
+	}
+	return s
+}
+
+// Runtime returns the runtime in use (nil before a successful Probe).
+func (d *Driver) Runtime() *Runtime {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rt
+}
+
+// Capabilities are the layers a container backend enforces: any seccomp
+// profile, a read-only root, no network; resource limits when kavach runs
+// as root (cgroups). There is no egress proxy yet.
+func (d *Driver) Capabilities() score.Layers {
+	c := backend.FullCapabilities()
+	c.NetworkAllowlist = false
+	if rt := d.Runtime(); rt != nil && rt.rootless {
+		c.Limits = false
+	}
+	return c
+}
+
+// Create starts a container for spec.
+func (d *Driver) Create(ctx context.Context, spec *backend.Spec) (backend.Instance, error) {
+	if a := d.Probe(ctx); !a.Available {
+		return nil, fmt.Errorf("%w: %s: %s", backend.ErrUnavailable, d.name, a.Reason)
+	}
+	rt := d.Runtime()
+	p := &spec.Policy
+	asked := score.Asked(p)
+	enf := backend.Enforcement{Lost: map[string]string{}}
+	filter, err := seccomp.OCI(seccomp.Profile(p.Seccomp), p.SeccompAllow)
+	if err != nil {
+		if !spec.BestEffort {
+			return nil, fmt.Errorf("%s: seccomp: %w", d.name, err)
+		}
+		enf.Lost[seccompModifier(p.Seccomp)] = err.Error()
+		filter = nil
+	}
+	c := &Container{rt: rt, id: ContainerID(spec.ID), spec: spec}
+	cfg := bundleConfig(rt, c, filter)
+	if needsHelper(rt, filter) {
+		extra, err := helperMounts(cfg.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.name, err)
+		}
+		cfg.Extra, c.helper = extra, true
+	}
+	if err := c.start(ctx, cfg); err != nil {
+		derr := c.Destroy(context.WithoutCancel(ctx))
+		return nil, errors.Join(fmt.Errorf("%s: start container: %w", d.name, err), derr)
+	}
+	c.enf = enforcement(c, asked, filter != nil, enf)
+	return c, nil
+}
+
+// bundleConfig is the bundle of container c.
+func bundleConfig(rt *Runtime, c *Container, filter *specs.LinuxSeccomp) *ocibundle.Config {
+	cfg := &ocibundle.Config{
+		Dir: filepath.Join(BundleDir(), c.id), Policy: &c.spec.Policy, Env: c.spec.Env, Args: initArgs,
+		Seccomp: filter, Rootless: rt.rootless, PidsAsRlimit: rt.kind == Runsc,
+	}
+	if !rt.rootless {
+		cfg.CgroupsPath = cgroupParent + "/" + c.id
+	}
+	return cfg
+}
+
+// needsHelper reports whether exec'd commands must load the seccomp filter
+// themselves (see seccompexec.go).
+func needsHelper(rt *Runtime, filter *specs.LinuxSeccomp) bool {
+	return rt.kind == Runsc && filter != nil
+}
+
+func seccompModifier(profile string) string {
+	if profile == policy.SeccompBasic {
+		return score.ModSeccompBasic
+	}
+	return score.ModSeccompStrict
+}
+
+// enforcement reports what the runtime really applied, reading limits back
+// from the container's cgroups.
+func enforcement(c *Container, asked score.Layers, filtered bool, enf backend.Enforcement) backend.Enforcement {
+	p := &c.spec.Policy
+	got := score.Layers{Seccomp: policy.SeccompOff, Filesystem: asked.Filesystem, NetworkOff: asked.NetworkOff}
+	if filtered {
+		got.Seccomp = p.Seccomp
+	}
+	if asked.NetworkAllowlist {
+		enf.Lost[score.ModNetworkAllowlist] = "no egress proxy for container backends yet: the network is off instead"
+	}
+	if asked.Limits {
+		if why := c.limitsMissing(); why != "" {
+			enf.Lost[score.ModLimits] = why
+		} else {
+			got.Limits = true
+		}
+	}
+	enf.Layers = got
+	enf.Notes = append(enf.Notes, "runtime "+describe(c.rt),
+		"timeout kills every process of the container but its init",
+		fmt.Sprintf("payload runs as uid %d with no capabilities and no-new-privileges", ocibundle.UID))
+	if c.rt.kind == Runsc {
+		enf.Notes = append(enf.Notes, "seccomp applied inside gVisor (--oci-seccomp)",
+			"pids limit enforced by gVisor's kernel as RLIMIT_NPROC; memory limit on the whole gVisor sandbox")
+	}
+	return enf
+}
+
+// limitsMissing reads the cgroup limits back and says which one the
+// runtime did not apply ("" when all did).
+func (c *Container) limitsMissing() string {
+	l := c.spec.Policy.Limits
+	if c.cg == nil {
+		return "no cgroups for this container (rootless)"
+	}
+	if l.Memory > 0 && c.cg.MemoryLimit() != int64(l.Memory) {
+		return fmt.Sprintf("memory limit not applied by %s (read back %d)", c.rt.kind, c.cg.MemoryLimit())
+	}
+	if l.Pids > 0 && c.rt.kind != Runsc && c.cg.PidsLimit() != l.Pids {
+		return fmt.Sprintf("pids limit not applied by %s (read back %d)", c.rt.kind, c.cg.PidsLimit())
+	}
+	if l.CPUs > 0 && c.cg.CPUQuota() <= 0 {
+		return fmt.Sprintf("CPU limit not applied by %s", c.rt.kind)
+	}
+	return ""
+}
+
+// Version returns the runtime's version line, for reports.
+func (r *Runtime) Version() string {
+	out, err := exec.Command(r.path, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	return lastLine(strings.SplitN(string(out), "\n", 2)[0])
+}

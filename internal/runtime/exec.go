@@ -1,0 +1,295 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/capture"
+	"github.com/kavach-sandbox/kavach/policy"
+)
+
+const (
+	// ioDrain bounds how long output is still collected after the command
+	// exited while a background process it left keeps the pipes open.
+	ioDrain = 250 * time.Millisecond
+	// killGrace is how long a timed-out exec may take to die before the
+	// whole container is killed.
+	killGrace = 3 * time.Second
+)
+
+// Exec runs one command in the container with runtime exec.
+func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backend.ExecOutput, error) {
+	if len(req.Argv) == 0 {
+		return nil, errors.New("exec: empty command")
+	}
+	if err := c.brokenErr(); err != nil {
+		return nil, err
+	}
+	if len(req.Files) > 0 {
+		return nil, fmt.Errorf("exec: %w: extra inherited descriptors are not supported by %s", backend.ErrUnavailable, c.rt.kind)
+	}
+	proc, err := c.processFile(req.Argv, mergeEnv(c.spec.Env, req.Env), workdir(req, &c.spec.Policy))
+	if err != nil {
+		return nil, err
+	}
+	defer removeQuietly(proc)
+	stdout, stderr := capture.New(req.MaxOutput), capture.New(req.MaxOutput)
+	oomBefore := c.oomKills()
+	start := time.Now()
+	cmd, err := c.rt.Exec(c.id, proc, req.Stdin, stdout, stderr)
+	if err != nil {
+		return nil, err
+	}
+	cmd.WaitDelay = ioDrain
+	timedOut, cancelled := c.wait(ctx, cmd, req.Timeout)
+	out := &backend.ExecOutput{
+		Stdout: stdout.Bytes(), Stderr: stderr.Bytes(),
+		StdoutTruncated: stdout.Truncated(), StderrTruncated: stderr.Truncated(),
+		Duration: time.Since(start),
+	}
+	c.usage(cmd, out)
+	if cancelled {
+		return nil, fmt.Errorf("exec: %w", ctx.Err())
+	}
+	return out, c.classify(ctx, cmd, out, timedOut, c.oomKills() > oomBefore, req.Argv[0])
+}
+
+// workdir is the exec's current directory.
+func workdir(req *backend.ExecRequest, p *policy.Policy) string {
+	switch {
+	case req.Workdir != "":
+		return req.Workdir
+	case p.Workdir != "":
+		return p.Workdir
+	}
+	return policy.WorkDir
+}
+
+// wait waits for the runtime exec process; on timeout or cancellation it
+// kills every payload process in the container and waits again.
+func (c *Container) wait(ctx context.Context, cmd *exec.Cmd, timeout time.Duration) (timedOut, cancelled bool) {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	var expire <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expire = t.C
+	}
+	select {
+	case <-done:
+		return false, false
+	case <-expire:
+		timedOut = true
+	case <-ctx.Done():
+		cancelled = true
+	}
+	c.killPayload(context.WithoutCancel(ctx), done, cmd)
+	return timedOut, cancelled
+}
+
+// killPayload kills every process of the container but its init, so the
+// whole tree of the timed-out command dies, including processes that left
+// its process group or session. If that does not end the exec within
+// killGrace, the container itself is killed and marked broken.
+func (c *Container) killPayload(ctx context.Context, done <-chan struct{}, cmd *exec.Cmd) {
+	kctx, cancel := context.WithTimeout(ctx, killGrace)
+	defer cancel()
+	var err error
+	if c.rt.kind == Runsc {
+		err = c.killInside(kctx)
+	} else {
+		err = c.killFromHost(kctx)
+	}
+	if err == nil {
+		select {
+		case <-done:
+			return
+		case <-kctx.Done():
+		}
+	}
+	reason := "timed-out command could not be killed alone"
+	if err != nil {
+		reason += ": " + err.Error()
+	}
+	c.markBroken(reason)
+	_ = c.rt.KillAll(ctx, c.id)
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// killFromHost (crun, runc) freezes the container, SIGKILLs every process
+// in its cgroup except init and thaws it. Frozen processes cannot fork, so
+// nothing escapes between listing and killing.
+func (c *Container) killFromHost(ctx context.Context) error {
+	if c.cg == nil {
+		return errors.New("no cgroup to find the processes in")
+	}
+	if err := c.rt.Pause(ctx, c.id); err != nil {
+		return err
+	}
+	pids, err := c.cg.Procs()
+	for _, pid := range pids {
+		if pid != c.init {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if rerr := c.rt.Resume(ctx, c.id); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// killInside (runsc) runs kill(-1, SIGKILL) in the container as the
+// sandbox user: gVisor's kernel delivers it to every process of the
+// container but init and the killer, atomically with respect to fork.
+func (c *Container) killInside(ctx context.Context) error {
+	proc, err := c.processFile([]string{"/bin/sh", "-c", "kill -KILL -1"}, []string{"PATH=/usr/bin:/bin"}, "/")
+	if err != nil {
+		return err
+	}
+	defer removeQuietly(proc)
+	cmd, err := c.rt.Exec(c.id, proc, nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := waitCtx(ctx, cmd); err != nil {
+		return fmt.Errorf("kill inside the container: %w", err)
+	}
+	return nil
+}
+
+// oomKills is the container's OOM kill counter (0 without a memory cgroup).
+func (c *Container) oomKills() int64 {
+	if c.cg == nil {
+		return 0
+	}
+	return c.cg.OOMKills()
+}
+
+// usage fills CPU time and peak RSS where the runtime process accounts for
+// the payload: crun and runc reap it, so their rusage includes it. runsc's
+// payload runs inside the gVisor sandbox and is not measured.
+func (c *Container) usage(cmd *exec.Cmd, out *backend.ExecOutput) {
+	ps := cmd.ProcessState
+	if ps == nil || c.rt.kind == Runsc {
+		return
+	}
+	out.CPUTime = ps.UserTime() + ps.SystemTime()
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		out.MaxRSSKB = ru.Maxrss
+	}
+}
+
+// classify turns the runtime's exit status into kavach's result.
+func (c *Container) classify(ctx context.Context, cmd *exec.Cmd, out *backend.ExecOutput, timedOut, oom bool, name string) error {
+	code := -1
+	if cmd.ProcessState != nil {
+		code = cmd.ProcessState.ExitCode()
+	}
+	switch {
+	case oom:
+		out.Status, out.ExitCode, out.Signal = backend.StatusOOM, 128+int(syscall.SIGKILL), int(syscall.SIGKILL)
+		c.checkAlive(ctx, "the memory limit was hit")
+		return nil
+	case timedOut:
+		out.Status, out.ExitCode, out.Signal = backend.StatusTimeout, 128+int(syscall.SIGKILL), int(syscall.SIGKILL)
+		return nil
+	case (code == c.rt.failureCode() || c.helper && (code == 126 || code == 127)) && c.startFailure(out, name, code):
+		return nil
+	case code == c.rt.failureCode() && isRuntimeError(c.rt.kind, string(out.Stderr)):
+		msg := lastLine(string(out.Stderr))
+		c.checkAlive(ctx, msg)
+		return fmt.Errorf("%w: %s exec: %s", ErrCommand, c.rt.kind, msg)
+	case code > 128 && code <= 128+64:
+		out.Status, out.ExitCode, out.Signal = backend.StatusSignaled, code, code-128
+	case code < 0:
+		return fmt.Errorf("%w: %s exec: %v", ErrCommand, c.rt.kind, cmd.ProcessState)
+	default:
+		out.Status, out.ExitCode = backend.StatusExited, code
+		if code == c.rt.failureCode() {
+			c.checkAlive(ctx, "exec failed")
+		}
+	}
+	return nil
+}
+
+// checkAlive marks the container broken when it no longer runs.
+func (c *Container) checkAlive(ctx context.Context, why string) {
+	st, err := c.rt.State(context.WithoutCancel(ctx), c.id)
+	if err != nil || st.Status != "running" {
+		c.markBroken("container stopped: " + why)
+	}
+}
+
+// failureCode is the exit status a runtime uses when it could not start
+// the exec'd process.
+func (r *Runtime) failureCode() int {
+	if r.kind == Runsc {
+		return 128
+	}
+	return 255
+}
+
+// Runtime error messages (the runtime prints them on the exec's stderr,
+// where the payload has written nothing since it never started).
+var (
+	notFoundMsgs = []string{"executable file not found", "not found in $path", "no such file or directory"}
+	deniedMsgs   = []string{"permission denied", "operation not permitted", "is a directory", "exec format error"}
+	runtimeMsgs  = map[Kind]string{Runc: "exec failed", Runsc: "executing processes for container", Crun: ""}
+)
+
+// startFailure recognizes "command not found" (127) and "permission
+// denied" (126): the runtime's one-line error is all of stderr.
+func (c *Container) startFailure(out *backend.ExecOutput, name string, code int) bool {
+	msg := strings.TrimSpace(string(out.Stderr))
+	if msg == "" || strings.Contains(msg, "\n") || !isRuntimeError(c.rt.kind, msg) {
+		return false
+	}
+	helper := strings.HasPrefix(msg, helperPrefix)
+	if helper && code != 127 && code != 126 {
+		return false
+	}
+	low := strings.ToLower(msg)
+	switch {
+	case helper && code == 127, !helper && containsAny(low, notFoundMsgs):
+		out.Status, out.ExitCode, out.Error = backend.StatusError, 127, "command not found: "+name
+	case helper, containsAny(low, deniedMsgs):
+		out.Status, out.ExitCode, out.Error = backend.StatusError, 126, "permission denied: "+name
+	default:
+		return false
+	}
+	out.Stderr = []byte{}
+	return true
+}
+
+// isRuntimeError reports whether msg is the runtime's own error line.
+func isRuntimeError(k Kind, msg string) bool {
+	msg = strings.TrimSpace(msg)
+	if msg == "" || strings.Contains(msg, "\n") {
+		return false
+	}
+	if strings.HasPrefix(msg, helperPrefix) {
+		return true
+	}
+	if k == Crun {
+		low := strings.ToLower(msg)
+		return containsAny(low, notFoundMsgs) || containsAny(low, deniedMsgs) || strings.HasPrefix(msg, "open executable")
+	}
+	return strings.Contains(msg, runtimeMsgs[k])
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}

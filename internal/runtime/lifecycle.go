@@ -1,0 +1,112 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// State is what the runtime reports about one container.
+type State struct {
+	ID     string `json:"id"`
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+	Bundle string `json:"bundle"`
+}
+
+// Run creates and starts a container from bundle, detached: its init keeps
+// running after Run returns. network gives runsc the host's network
+// (crun and runc take the network from the bundle's namespaces).
+func (r *Runtime) Run(ctx context.Context, id, bundle string, network bool) error {
+	var global []string
+	if r.kind == Runsc {
+		global = []string{"--network=none"}
+		if network {
+			global = []string{"--network=host"}
+		}
+	}
+	// The init inherits the runtime's stdio: give it a file, not a pipe
+	// that would keep the runtime's reader waiting for the init to exit.
+	log, err := os.Create(filepath.Join(bundle, "runtime.log"))
+	if err != nil {
+		return fmt.Errorf("%s run: %w", r.kind, err)
+	}
+	defer log.Close()
+	cmd := r.command(global, "run", "--detach", "--bundle", bundle, id)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := r.start(cmd); err != nil {
+		return fmt.Errorf("%s run: %w", r.kind, err)
+	}
+	if err := waitCtx(ctx, cmd); err != nil {
+		msg, _ := os.ReadFile(log.Name())
+		return fmt.Errorf("%w: %s run: %v: %s", ErrCommand, r.kind, err, lastLine(string(msg)))
+	}
+	return nil
+}
+
+// Exec starts process (a JSON file, see ocibundle.WriteProcess) in a
+// running container with the given standard streams, and returns the
+// started runtime process; the caller waits for it. The exit status of the
+// runtime process is the payload's (see ExitStatus).
+func (r *Runtime) Exec(id, process string, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, error) {
+	cmd := r.command(nil, "exec", "--process", process, id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	if err := r.start(cmd); err != nil {
+		return nil, fmt.Errorf("%s exec: %w", r.kind, err)
+	}
+	return cmd, nil
+}
+
+// Pause freezes every process of the container.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	_, err := r.run(ctx, nil, "pause", id)
+	return err
+}
+
+// Resume thaws a paused container.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	_, err := r.run(ctx, nil, "resume", id)
+	return err
+}
+
+// KillAll sends SIGKILL to every process of the container, init included.
+func (r *Runtime) KillAll(ctx context.Context, id string) error {
+	_, err := r.run(ctx, nil, "kill", "--all", id, "KILL")
+	return err
+}
+
+// Delete removes the container, killing what still runs in it.
+func (r *Runtime) Delete(ctx context.Context, id string) error {
+	_, err := r.run(ctx, nil, "delete", "--force", id)
+	return err
+}
+
+// State returns the container's state.
+func (r *Runtime) State(ctx context.Context, id string) (State, error) {
+	out, err := r.run(ctx, nil, "state", id)
+	if err != nil {
+		return State{}, err
+	}
+	var s State
+	if err := json.Unmarshal(out, &s); err != nil {
+		return State{}, fmt.Errorf("%s state %s: %w", r.kind, id, err)
+	}
+	return s, nil
+}
+
+// List returns the ids of the containers under kavach's root.
+func (r *Runtime) List(ctx context.Context) ([]string, error) {
+	out, err := r.run(ctx, nil, "list", "--quiet")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
+}
+
+// Root returns the runtime's state directory.
+func (r *Runtime) Root() string { return r.root }

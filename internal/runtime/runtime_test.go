@@ -1,0 +1,390 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+func TestResults(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		cases := []struct {
+			argv   []string
+			status backend.Status
+			code   int
+			signal int
+			errMsg string
+		}{
+			{[]string{"true"}, backend.StatusExited, 0, 0, ""},
+			{[]string{"sh", "-c", "exit 3"}, backend.StatusExited, 3, 0, ""},
+			{[]string{"sh", "-c", "kill -9 $$"}, backend.StatusSignaled, 137, 9, ""},
+			{[]string{"kavach-no-such-command"}, backend.StatusError, 127, 0, "command not found: kavach-no-such-command"},
+			{[]string{"/etc/passwd"}, backend.StatusError, 126, 0, "permission denied: /etc/passwd"},
+		}
+		for _, tc := range cases {
+			out := run(t, c, tc.argv...)
+			if out.Status != tc.status || out.ExitCode != tc.code || out.Signal != tc.signal || out.Error != tc.errMsg {
+				t.Errorf("%q: got %s code %d signal %d error %q, want %s %d %d %q (stderr %q)", tc.argv,
+					out.Status, out.ExitCode, out.Signal, out.Error, tc.status, tc.code, tc.signal, tc.errMsg, out.Stderr)
+			}
+		}
+	})
+}
+
+func TestStreamsStdinEnvWorkdir(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		t.Setenv("KAVACH_HOST_ONLY", "leak")
+		c := newContainer(t, k, testPolicy())
+		out := run(t, c, "sh", "-c", "echo out; echo err >&2")
+		if string(out.Stdout) != "out\n" || string(out.Stderr) != "err\n" {
+			t.Errorf("streams: stdout %q stderr %q", out.Stdout, out.Stderr)
+		}
+		out = runReq(t, c, &backend.ExecRequest{Argv: []string{"cat"}, Stdin: strings.NewReader("from stdin"),
+			Timeout: 10 * time.Second, MaxOutput: 100})
+		if string(out.Stdout) != "from stdin" {
+			t.Errorf("stdin: got %q", out.Stdout)
+		}
+		if out := run(t, c, "cat"); out.ExitCode != 0 || len(out.Stdout) != 0 {
+			t.Errorf("nil stdin: %s %d %q", out.Status, out.ExitCode, out.Stdout)
+		}
+		out = runReq(t, c, &backend.ExecRequest{Argv: []string{"env"}, Env: []string{"EXTRA=2", "BASE=override"},
+			Timeout: 10 * time.Second, MaxOutput: 1 << 16})
+		env := string(out.Stdout)
+		if !strings.Contains(env, "EXTRA=2\n") || !strings.Contains(env, "BASE=override\n") || strings.Contains(env, "BASE=1") {
+			t.Errorf("env not merged: %q", env)
+		}
+		if strings.Contains(env, "KAVACH_HOST_ONLY") {
+			t.Errorf("host environment inherited: %q", env)
+		}
+		if got := sh(t, c, "pwd"); got != policy.WorkDir+"\n" {
+			t.Errorf("default workdir %q", got)
+		}
+		out = runReq(t, c, &backend.ExecRequest{Argv: []string{"pwd"}, Workdir: "/tmp", Timeout: 10 * time.Second, MaxOutput: 100})
+		if string(out.Stdout) != "/tmp\n" {
+			t.Errorf("workdir override: %q", out.Stdout)
+		}
+	})
+}
+
+func TestOutputCap(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		// 8 MiB per stream against a 1000-byte cap: the payload must not
+		// block on a full pipe, and each stream is cut separately.
+		out := runReq(t, c, &backend.ExecRequest{
+			Argv:    []string{"sh", "-c", "head -c 8388608 /dev/zero; head -c 8388608 /dev/zero >&2; echo done >&2"},
+			Timeout: 20 * time.Second, MaxOutput: 1000})
+		if out.Status != backend.StatusExited || out.ExitCode != 0 {
+			t.Fatalf("status %s %d", out.Status, out.ExitCode)
+		}
+		if len(out.Stdout) != 1000 || !out.StdoutTruncated || len(out.Stderr) != 1000 || !out.StderrTruncated {
+			t.Errorf("cap: stdout %d/%v stderr %d/%v", len(out.Stdout), out.StdoutTruncated, len(out.Stderr), out.StderrTruncated)
+		}
+		if out := run(t, c, "echo", "small"); out.StdoutTruncated {
+			t.Errorf("small output flagged as truncated")
+		}
+	})
+}
+
+// processList prints the command lines of every process in the container.
+const processList = `for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline 2>/dev/null; echo; done`
+
+func TestTimeoutKillsTree(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		// The payload leaves its session and process group: the kill must
+		// still reach it.
+		start := time.Now()
+		out := runReq(t, c, &backend.ExecRequest{
+			Argv:    []string{"sh", "-c", "setsid sleep 301 & (trap '' TERM; sleep 302) & sleep 303"},
+			Timeout: 500 * time.Millisecond, MaxOutput: 100})
+		if out.Status != backend.StatusTimeout || out.Signal != 9 {
+			t.Errorf("status %s signal %d, want timeout 9", out.Status, out.Signal)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("timeout took %v", d)
+		}
+		ps := sh(t, c, processList)
+		for _, s := range []string{"sleep 301", "sleep 302", "sleep 303"} {
+			if strings.Contains(ps, s) {
+				t.Errorf("%q survived the timeout:\n%s", s, ps)
+			}
+		}
+	})
+}
+
+func TestPersistentStateAndReaping(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		sh(t, c, "echo kept > /tmp/state; echo w > /work/file; sleep 0.1 & sleep 0.1 &")
+		if got := sh(t, c, "cat /tmp/state /work/file"); got != "kept\nw\n" {
+			t.Errorf("state across execs: %q", got)
+		}
+		time.Sleep(300 * time.Millisecond)
+		// Orphans of the first exec must have been reaped by the init.
+		stat := sh(t, c, `for p in /proc/[0-9]*; do cat $p/stat 2>/dev/null; echo; done`)
+		for _, line := range strings.Split(stat, "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[2] == "Z" {
+				t.Errorf("zombie left: %s", line)
+			}
+		}
+	})
+}
+
+func TestPauseStopsCounter(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		ctx := context.Background()
+		sh(t, c, `(i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.02; done) >/dev/null 2>&1 &`)
+		read := func() int {
+			n, err := strconv.Atoi(strings.TrimSpace(sh(t, c, "cat /tmp/n")))
+			if err != nil {
+				t.Fatalf("counter: %v", err)
+			}
+			return n
+		}
+		time.Sleep(200 * time.Millisecond)
+		a := read()
+		if err := c.Pause(ctx); err != nil {
+			t.Fatalf("pause: %v", err)
+		}
+		time.Sleep(time.Second)
+		if err := c.Resume(ctx); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		b := read()
+		time.Sleep(time.Second)
+		d := read()
+		// A running counter advances ~50 times a second (less on a busy
+		// host): paused for a second it may move only by what ran around
+		// the pause and the reads.
+		if b-a > 10 {
+			t.Errorf("counter advanced %d while paused (from %d to %d)", b-a, a, b)
+		}
+		if d-b < 5 {
+			t.Errorf("counter advanced only %d after resume", d-b)
+		}
+		// Destroy (in cleanup) must also release a paused container.
+		if err := c.Pause(ctx); err != nil {
+			t.Fatalf("pause: %v", err)
+		}
+	})
+}
+
+func TestMemoryLimitOOM(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed: needed to allocate memory")
+	}
+	forEachKind(t, func(t *testing.T, k Kind) {
+		p := testPolicy()
+		p.Limits.Memory = 64 << 20
+		c := newContainer(t, k, p)
+		out := run(t, c, "python3", "-c", "b = bytearray(256 << 20); print('survived')")
+		if out.Status != backend.StatusOOM || out.ExitCode != 137 {
+			t.Errorf("status %s code %d stdout %q stderr %q, want oom 137", out.Status, out.ExitCode, out.Stdout, out.Stderr)
+		}
+		if k == Runsc {
+			// gVisor's whole sandbox is in the memory cgroup: the kill
+			// ends the container, and the instance says so.
+			if _, err := c.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"true"}}); !errors.Is(err, ErrBroken) {
+				t.Errorf("exec after a gVisor OOM: %v, want ErrBroken", err)
+			}
+			return
+		}
+		if out := run(t, c, "python3", "-c", "b = bytearray(16 << 20); print('ok')"); string(out.Stdout) != "ok\n" {
+			t.Errorf("small allocation after OOM: %s %q", out.Status, out.Stderr)
+		}
+	})
+}
+
+func TestPidsLimit(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		p := testPolicy()
+		p.Limits.Pids = 16
+		c := newContainer(t, k, p)
+		out := run(t, c, "sh", "-c", "i=0; while [ $i -lt 64 ]; do sleep 2 & i=$((i+1)); done; echo all started")
+		if out.ExitCode == 0 || strings.Contains(string(out.Stdout), "all started") {
+			t.Errorf("64 processes started under a pids limit of 16: %s %d %q", out.Status, out.ExitCode, out.Stderr)
+		}
+		if !strings.Contains(strings.ToLower(string(out.Stderr)), "fork") {
+			t.Errorf("no fork failure reported: %q", out.Stderr)
+		}
+	})
+}
+
+func TestReadOnlyRootAndHostFilesHidden(t *testing.T) {
+	secret, err := os.CreateTemp("/root", "kavach-secret-*")
+	if err != nil {
+		t.Skipf("cannot create a host file under /root: %v", err)
+	}
+	secret.Close()
+	t.Cleanup(func() { os.Remove(secret.Name()) })
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		for _, path := range []string{"/usr/kavach-x", "/etc/kavach-x", "/kavach-x", "/etc/passwd", "/bin/sh"} {
+			out := run(t, c, "sh", "-c", "echo x >> "+path)
+			if out.ExitCode == 0 {
+				t.Errorf("wrote %s on a read-only root", path)
+			}
+		}
+		sh(t, c, "echo ok > /tmp/w && echo ok > /work/w")
+		out := run(t, c, "sh", "-c", "cat "+secret.Name()+"; ls /root /home")
+		if out.ExitCode == 0 || bytes.Contains(out.Stdout, []byte("kavach-secret")) {
+			t.Errorf("host file visible: %s %d %q", out.Status, out.ExitCode, out.Stdout)
+		}
+		if got := sh(t, c, "cat /etc/passwd"); strings.Contains(got, "/root:/bin/bash") {
+			t.Errorf("host /etc/passwd visible: %q", got)
+		}
+	})
+}
+
+func TestNetwork(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	connect := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && echo connected", port)
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not installed: needed for /dev/tcp")
+	}
+	forEachKind(t, func(t *testing.T, k Kind) {
+		for len(accepted) > 0 {
+			<-accepted // from the previous runtime's network-on probe
+		}
+		off := newContainer(t, k, testPolicy())
+		if out := run(t, off, "bash", "-c", connect); out.ExitCode == 0 {
+			t.Errorf("connected to a host listener with the network off: %q", out.Stdout)
+		}
+		select {
+		case <-accepted:
+			t.Errorf("host listener accepted a connection from a sandbox without network")
+		case <-time.After(50 * time.Millisecond):
+		}
+		// The same probe succeeds with the host's network: the test can fail.
+		p := testPolicy()
+		p.Network.Mode = policy.NetworkOn
+		on := newContainer(t, k, p)
+		if out := run(t, on, "bash", "-c", connect); out.ExitCode != 0 {
+			t.Errorf("network on: could not connect: %q", out.Stderr)
+		}
+	})
+}
+
+func TestSeccompApplied(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not installed")
+	}
+	forEachKind(t, func(t *testing.T, k Kind) {
+		// Without a filter an unprivileged user may create a user
+		// namespace; basic and strict deny it.
+		p := testPolicy()
+		p.Seccomp = policy.SeccompOff
+		off := newContainer(t, k, p)
+		control := run(t, off, "unshare", "--user", "true")
+		for _, prof := range []string{policy.SeccompBasic, policy.SeccompStrict} {
+			p.Seccomp = prof
+			c := newContainer(t, k, p)
+			if got := c.Enforcement().Layers.Seccomp; got != prof {
+				t.Errorf("%s: enforcement reports seccomp %q", prof, got)
+			}
+			out := run(t, c, "unshare", "--user", "true")
+			if out.ExitCode == 0 {
+				t.Errorf("%s: unshare --user succeeded under seccomp", prof)
+			}
+			if control.ExitCode != 0 && k != Runsc {
+				t.Errorf("control without seccomp failed (%q): the test proves nothing", control.Stderr)
+			}
+			if out := run(t, c, "sh", "-c", "ls / | sort | head -1"); out.ExitCode != 0 {
+				t.Errorf("%s: ordinary commands fail: %q", prof, out.Stderr)
+			}
+		}
+	})
+}
+
+func TestEnforcement(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		enf := c.Enforcement()
+		want := score.Layers{Seccomp: policy.SeccompStrict, Filesystem: true, NetworkOff: true, Limits: true}
+		if enf.Layers != want || len(enf.Lost) != 0 {
+			t.Errorf("enforcement %+v lost %v, want %+v", enf.Layers, enf.Lost, want)
+		}
+		p := testPolicy()
+		p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"example.com"}}
+		a := newContainer(t, k, p)
+		if e := a.Enforcement(); e.Layers.NetworkAllowlist || e.Lost[score.ModNetworkAllowlist] == "" {
+			t.Errorf("allowlist: %+v lost %v", e.Layers, e.Lost)
+		}
+	})
+}
+
+func TestGVisorKernelInUse(t *testing.T) {
+	requireRuntime(t, Runsc)
+	p := testPolicy()
+	p.Seccomp = policy.SeccompOff // the seccomp profiles deny syslog(2)
+	c := newContainer(t, Runsc, p)
+	if got := sh(t, c, "dmesg"); !strings.Contains(got, "gVisor") {
+		t.Errorf("dmesg does not show gVisor: %q", got)
+	}
+	if c.rt.Platform() == "kvm" {
+		t.Errorf("kvm platform chosen")
+	}
+}
+
+func TestStaleCleanup(t *testing.T) {
+	rt := requireRuntime(t, Runc)
+	ctx := context.Background()
+	// A pid above pid_max never runs: its owner is dead.
+	id := idPrefix + "4194999.1-stale"
+	p := testPolicy()
+	c := &Container{rt: rt, id: id, spec: &backend.Spec{ID: "stale", Policy: p, Env: testEnv}}
+	cfg := bundleConfig(rt, c, nil)
+	if err := c.start(ctx, cfg); err != nil {
+		_ = c.Destroy(ctx)
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Destroy(ctx) })
+	live := newContainer(t, Runc, testPolicy())
+	CleanupStale(ctx, rt)
+	assertGone(t, c)
+	if out := run(t, live, "true"); out.ExitCode != 0 {
+		t.Errorf("cleanup touched a live container: %s", out.Status)
+	}
+}
+
+func TestDetectMissing(t *testing.T) {
+	_, err := Detect(context.Background(), Kind("kavach-no-such-runtime"))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err %v, want ErrNotFound", err)
+	}
+	a := NewDriver(backend.OCI, Kind("kavach-no-such-runtime")).Probe(context.Background())
+	if a.Available || !strings.Contains(a.Reason, "not found in PATH") {
+		t.Errorf("probe %+v", a)
+	}
+}

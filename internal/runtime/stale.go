@@ -1,0 +1,101 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// idPrefix starts every container id kavach creates. The full form is
+// "kavach-<owner pid>.<owner start time>-<name>": a later kavach process can
+// tell whether the owner still runs (the start time tells a reused pid from
+// the original).
+const idPrefix = "kavach-"
+
+var (
+	selfTagOnce sync.Once
+	selfTag     string
+)
+
+// ContainerID returns the container id for a sandbox name, tagged with the
+// calling process as owner. Characters outside [A-Za-z0-9_.-] become '_'.
+func ContainerID(name string) string {
+	selfTagOnce.Do(func() {
+		start, _ := processStart(os.Getpid())
+		selfTag = strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(start, 10)
+	})
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, name)
+	if len(clean) > 100 {
+		clean = clean[:100]
+	}
+	return idPrefix + selfTag + "-" + clean
+}
+
+// BundleDir holds the bundles of every kavach container.
+func BundleDir() string { return filepath.Join(StateDir(), "bundles") }
+
+// ownerAlive reports whether the kavach process that created id still runs.
+// Ids that are not kavach's, and any doubt, count as alive.
+func ownerAlive(id string) bool {
+	rest, ok := strings.CutPrefix(id, idPrefix)
+	if !ok {
+		return true
+	}
+	tag, _, ok := strings.Cut(rest, "-")
+	p, s, ok2 := strings.Cut(tag, ".")
+	pid, err1 := strconv.Atoi(p)
+	start, err2 := strconv.ParseUint(s, 10, 64)
+	if !ok || !ok2 || err1 != nil || err2 != nil || pid <= 0 {
+		return true
+	}
+	now, err := processStart(pid)
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	return err != nil || now == start
+}
+
+// processStart reads the start time of a process (clock ticks after boot,
+// field 22 of /proc/<pid>/stat).
+func processStart(pid int) (uint64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 20 {
+		return 0, errors.New("malformed stat")
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// CleanupStale deletes the containers and bundles that kavach processes
+// which no longer run left under this runtime's root. It is best effort:
+// what cannot be removed now is retried by the next kavach process.
+func CleanupStale(ctx context.Context, r *Runtime) {
+	ids, _ := r.List(ctx)
+	for _, id := range ids {
+		if !ownerAlive(id) {
+			_ = r.Delete(ctx, id)
+		}
+	}
+	entries, _ := os.ReadDir(BundleDir())
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), idPrefix) && !ownerAlive(e.Name()) {
+			_ = os.RemoveAll(filepath.Join(BundleDir(), e.Name()))
+		}
+	}
+}
