@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,12 +15,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kavach-sandbox/kavach"
+	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
 func newBenchCmd() *cobra.Command {
 	var n, conc int
 	var dur time.Duration
+	var backendName string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Compare sandbox start latency with bare exec and bubblewrap, in one interleaved run",
@@ -31,10 +34,15 @@ then sustained throughput at the given concurrency and kavach's memory per
 running sandbox. Absolute times on a busy machine are noisy: read the ratios.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(cmd.Context(), cmd.OutOrStdout(), n, conc, dur)
+			name, err := backend.ParseName(backendName)
+			if err != nil {
+				return exitWith(exitKavachError, err)
+			}
+			return runBench(cmd.Context(), cmd.OutOrStdout(), name, n, conc, dur)
 		},
 	}
 	cmd.Flags().IntVarP(&n, "n", "n", 200, "iterations per variant")
+	cmd.Flags().StringVarP(&backendName, "backend", "b", string(kavach.DefaultBackend), "backend to measure")
 	cmd.Flags().IntVar(&conc, "concurrency", 8, "concurrency of the throughput run")
 	cmd.Flags().DurationVar(&dur, "duration", 3*time.Second, "duration of the throughput run")
 	return cmd
@@ -48,8 +56,8 @@ type variant struct {
 	ns   []float64
 }
 
-func runBench(ctx context.Context, w io.Writer, n, conc int, dur time.Duration) error {
-	cfg, err := kavach.NewConfig().Policy(policy.Strict()).Build()
+func runBench(ctx context.Context, w io.Writer, name backend.Name, n, conc int, dur time.Duration) error {
+	cfg, err := kavach.NewConfig().Backend(name).Policy(policy.Strict()).Build()
 	if err != nil {
 		return exitWith(exitKavachError, err)
 	}
@@ -67,6 +75,9 @@ func runBench(ctx context.Context, w io.Writer, n, conc int, dur time.Duration) 
 		return exitWith(exitKavachError, err)
 	}
 	vs := benchVariants(cfg, pool, warm)
+	for _, v := range vs[1:4] {
+		v.name = strings.Replace(v.name, "kavach", "kavach "+string(name), 1)
+	}
 	for i := 0; i < n; i++ {
 		for _, v := range vs {
 			t0 := time.Now()
@@ -139,14 +150,14 @@ func printLatency(w io.Writer, vs []*variant) {
 			bwrap = median(v.ns)
 		}
 	}
-	fmt.Fprintf(w, "%-36s %10s %10s %10s\n", "variant (/bin/true)", "median", "x bare", "x bwrap")
+	fmt.Fprintf(w, "%-44s %10s %10s %10s\n", "variant (/bin/true)", "median", "x bare", "x bwrap")
 	for _, v := range vs {
 		m := median(v.ns)
 		rb := "-"
 		if bwrap > 0 {
 			rb = fmt.Sprintf("%.2f", m/bwrap)
 		}
-		fmt.Fprintf(w, "%-36s %8.2fms %10.2f %10s\n", v.name, m/1e6, m/base, rb)
+		fmt.Fprintf(w, "%-44s %8.2fms %10.2f %10s\n", v.name, m/1e6, m/base, rb)
 	}
 	fmt.Fprintf(w, "kavach overhead over bare exec: %.2f ms cold, %.2f ms from the pool, %.2f ms in a running sandbox\n",
 		(median(vs[1].ns)-base)/1e6, (median(vs[2].ns)-base)/1e6, (median(vs[3].ns)-base)/1e6)
