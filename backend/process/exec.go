@@ -113,7 +113,7 @@ func (in *instance) startZygote(ctx context.Context) (*zygote, error) {
 	}
 	parent, child := os.NewFile(uintptr(fds[0]), "kavach-init"), os.NewFile(uintptr(fds[1]), "kavach-init")
 	defer child.Close()
-	cmd := &exec.Cmd{Path: reexec.Self, Args: []string{initName}, Env: []string{"GOGC=off"}, Dir: "/",
+	cmd := &exec.Cmd{Path: reexec.Self, Args: []string{initName}, Env: []string{}, Dir: "/",
 		ExtraFiles: []*os.File{child}}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: in.cloneFlags(), Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() != 0 {
@@ -435,10 +435,12 @@ func classify(out *backend.ExecOutput, r execReply, name string, timedOut, oom b
 	case oom:
 		out.Status, out.ExitCode, out.Signal = backend.StatusOOM, 137, int(syscall.SIGKILL)
 	case !r.Started:
+		// The reply is the init's word, and the init shares the sandbox:
+		// the message is built from the caller's argv and the errno only.
 		out.Status, out.ExitCode = backend.StatusError, 127
 		out.Error = "command not found: " + name
 		if r.Errno != int(unix.ENOENT) {
-			out.ExitCode, out.Error = 126, "command not executable: "+name+": "+r.Error
+			out.ExitCode, out.Error = 126, "command not executable: "+name+": "+syscall.Errno(r.Errno).Error()
 		}
 	case r.Signal != 0:
 		out.Status, out.Signal, out.ExitCode = backend.StatusSignaled, r.Signal, 128+r.Signal

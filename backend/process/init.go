@@ -3,7 +3,9 @@ package process
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
 	"syscall"
@@ -27,6 +29,12 @@ func initMain() {
 	// Per-thread state (capability bounding set) must be that of the
 	// thread that forks payloads: the main goroutine, locked to it.
 	runtime.LockOSThread()
+	// Nothing kavach's caller left open may reach a payload, and neither
+	// may the control socket: every descriptor from 3 up is close-on-exec.
+	if err := unix.CloseRange(fdSocket, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		os.Exit(125)
+	}
+	ignoreSignals()
 	buf := make([]byte, maxMessage)
 	var cfg initConfig
 	files, err := recvMsg(fdSocket, buf, &cfg)
@@ -69,6 +77,20 @@ func initialize(cfg *initConfig, files []*os.File) (initReport, error) {
 	}
 	cfg.usernsFDs = fds[cfg.CgroupFiles:]
 	return setupSandbox(cfg)
+}
+
+// ignoreSignals keeps the init alive whatever a payload sends it. PID 1 of
+// a pid namespace only receives the signals it handles, and the Go runtime
+// handles most; relaying them all to a channel nobody acts on turns each
+// into a no-op (SIGKILL and SIGSTOP from inside the namespace are ignored by
+// the kernel). SIGCHLD keeps its default, so wait4 still works.
+func ignoreSignals() {
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch)
+	go func() {
+		for range ch {
+		}
+	}()
 }
 
 func loadSeccomp(b []byte, rep *initReport) error {

@@ -508,3 +508,48 @@ func TestReadWriteBindOwnedByCaller(t *testing.T) {
 		t.Fatal("idmapped bind leaked write access elsewhere")
 	}
 }
+
+func TestInheritedDescriptorsNotPassed(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("inherited-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Open(secret, syscall.O_RDONLY, 0) // no O_CLOEXEC, like an fd kavach's caller left open
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	out := run(t, policy.Minimal(), fmt.Sprintf("ls /proc/self/fd | tr '\\n' ' '; cat <&%d; cat <&3", fd))
+	if strings.Contains(string(out.Stdout), "inherited-secret") {
+		t.Fatalf("inherited descriptor readable inside: %q", out.Stdout)
+	}
+	if got := strings.Fields(string(out.Stdout)); len(got) != 4 { // 0 1 2 and ls's own directory
+		t.Fatalf("descriptors inside: %q", out.Stdout)
+	}
+}
+
+func TestPayloadCannotForgeResult(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{
+		Argv: []string{"sh", "-c", `printf '{"started":true,"exited":true,"exit_code":0}' >&3; ` +
+			`printf '{"started":false,"errno":13,"error":"AKIAIOSFODNN7EXAMPLE"}' >&3; sleep 30`},
+		Timeout: time.Second, MaxOutput: 1024,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != backend.StatusTimeout || strings.Contains(out.Error, "AKIA") {
+		t.Fatalf("forged reply accepted: %+v", out)
+	}
+	mustExit(t, execIn(t, inst, "true"), 0)
+}
+
+func TestInitSurvivesSignals(t *testing.T) {
+	inst := newSandbox(t, policy.Minimal())
+	out := execIn(t, inst, "sh", "-c", "echo kept > /tmp/k; for s in TERM HUP INT QUIT ABRT SEGV BUS SYS TRAP USR1 USR2 PIPE ALRM; do kill -$s 1; done; sleep 0.2; echo alive")
+	mustExit(t, out, 0)
+	out = execIn(t, inst, "cat", "/tmp/k")
+	if string(out.Stdout) != "kept\n" {
+		t.Fatalf("the init was replaced (tmp lost): %q", out.Stdout)
+	}
+}
