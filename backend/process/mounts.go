@@ -215,22 +215,27 @@ func bindFile(src, dst string, flags uintptr) error {
 	return remount(dst, flags)
 }
 
-// remount applies per-mount flags to a bind mount, keeping the flags the
-// kernel locks on mounts inherited from a more privileged namespace.
+// remount applies the flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC) to
+// a bind mount and to every mount beneath it: a plain MS_REMOUNT would
+// change only the top one and leave submounts of the source writable. Only
+// attributes are added, none cleared, so the flags the kernel locks on
+// mounts from a more privileged namespace are kept.
 func remount(dst string, flags uintptr) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dst, &st); err == nil {
-		for _, f := range []struct{ st, ms uintptr }{
-			{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
-			{unix.ST_NOATIME, unix.MS_NOATIME}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME}, {unix.ST_RELATIME, unix.MS_RELATIME},
-		} {
-			if uintptr(st.Flags)&f.st != 0 {
-				flags |= f.ms
-			}
+	var set uint64
+	for _, f := range []struct {
+		ms   uintptr
+		attr uint64
+	}{
+		{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY}, {unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV}, {unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+	} {
+		if flags&f.ms != 0 {
+			set |= f.attr
 		}
 	}
-	if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|flags, ""); err != nil {
-		return fmt.Errorf("remount %s: %w", dst, err)
+	attr := &unix.MountAttr{Attr_set: set}
+	if err := unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("mount attributes of %s: %w", dst, err)
 	}
 	return nil
 }

@@ -553,3 +553,26 @@ func TestInitSurvivesSignals(t *testing.T) {
 		t.Fatalf("the init was replaced (tmp lost): %q", out.Stdout)
 	}
 }
+
+func TestReadOnlyBindIsRecursive(t *testing.T) {
+	host := t.TempDir()
+	inner := filepath.Join(host, "inner")
+	if err := os.Mkdir(inner, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", inner, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
+		t.Skipf("cannot mount a tmpfs for the test: %v", err)
+	}
+	defer syscall.Unmount(inner, syscall.MNT_DETACH)
+	p := policy.Basic() // no Landlock: the mount flags alone must hold
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/data", Mode: policy.ReadOnly}}
+	out := run(t, p, "echo x > /data/inner/pwned; grep ' /data' /proc/self/mountinfo")
+	if _, err := os.Stat(filepath.Join(inner, "pwned")); err == nil {
+		t.Fatalf("wrote through a submount of a read-only bind: %s", out.Stdout)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out.Stdout)), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && !strings.HasPrefix(f[5], "ro,") {
+			t.Errorf("mount not read-only: %s", line)
+		}
+	}
+}
