@@ -1,6 +1,7 @@
 package process
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach/internal/reexec"
+	"github.com/kavach-sandbox/kavach/policy"
 )
 
 // Read-write binds and the sandbox user. As root, the payload runs as uid
@@ -121,6 +123,27 @@ func bindIDMapped(src, dst string, usernsFD int) error {
 	}
 	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return fmt.Errorf("move_mount %s: %w", dst, err)
+	}
+	return nil
+}
+
+// ErrSetIDUnsafe refuses an idmapped read-write bind without a seccomp
+// filter: only the filter stops the payload from creating set-user-ID
+// programs that would belong to the directory's owner on the host.
+var ErrSetIDUnsafe = errors.New("process: a read-write bind of a directory the sandbox user does not own needs a seccomp profile")
+
+// checkIDMaps refuses policies whose read-write binds would be idmapped
+// while no seccomp filter stops set-id mode bits.
+func checkIDMaps(p *policy.Policy, uid int) error {
+	if os.Geteuid() != 0 || p.Seccomp != policy.SeccompOff {
+		return nil
+	}
+	for _, m := range p.Filesystem.Mounts {
+		var st unix.Stat_t
+		if m.Mode == policy.ReadWrite && unix.Stat(m.Source, &st) == nil && int(st.Uid) != uid {
+			return fmt.Errorf("%w: %s belongs to uid %d (use seccomp basic or strict, or make it owned by uid %d)",
+				ErrSetIDUnsafe, m.Source, st.Uid, uid)
+		}
 	}
 	return nil
 }

@@ -57,6 +57,9 @@ func newInstance(ctx context.Context, spec *backend.Spec) (_ *instance, err erro
 			_ = in.Destroy(context.WithoutCancel(ctx))
 		}
 	}()
+	if err := checkIDMaps(&spec.Policy, in.uid); err != nil {
+		return nil, err
+	}
 	if err := in.makeDirs(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -574,5 +575,34 @@ func TestReadOnlyBindIsRecursive(t *testing.T) {
 		if f := strings.Fields(line); len(f) > 5 && !strings.HasPrefix(f[5], "ro,") {
 			t.Errorf("mount not read-only: %s", line)
 		}
+	}
+}
+
+func TestNoSetIDFilesInWritableBinds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as root only (idmapped binds)")
+	}
+	host := t.TempDir() // owned by root: the bind is idmapped to the sandbox user
+	for _, p := range []policy.Policy{policy.Basic(), policy.Strict()} {
+		p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/out", Mode: policy.ReadWrite}}
+		script := `cp /bin/true /out/t1; chmod 4755 /out/t1; chmod g+s /out/t1; ` +
+			`python3 -c "import os; os.close(os.open('/out/t2', os.O_CREAT|os.O_WRONLY, 0o6755))"; ` +
+			`python3 -c "import os; os.mknod('/out/t3', 0o104755)"; ` +
+			`perl -e 'sysopen(my $f, "/out/t4", 0101, 04755) or die; chmod 02755, "/out/t1" and die "chmod worked"'; ls -l /out`
+		out := run(t, p, script)
+		entries, _ := os.ReadDir(host)
+		for _, e := range entries {
+			info, err := e.Info()
+			if err == nil && info.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+				t.Fatalf("%s: set-id file planted on the host: %s %v\n%s%s", p.Name, e.Name(), info.Mode(), out.Stdout, out.Stderr)
+			}
+			os.Remove(filepath.Join(host, e.Name()))
+		}
+	}
+	p := policy.Minimal()
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/out", Mode: policy.ReadWrite}}
+	_, err := New().Create(context.Background(), &backend.Spec{ID: "t-setid-off", Policy: p})
+	if !errors.Is(err, ErrSetIDUnsafe) {
+		t.Fatalf("idmapped bind without seccomp: %v, want ErrSetIDUnsafe", err)
 	}
 }

@@ -68,6 +68,31 @@ const (
 	protocolMaxLow = 0xffffff00 // protocol < 256: every IPPROTO_* but MPTCP
 )
 
+// modeArgs gives, for each call that sets a file mode, the index of the
+// mode argument. Neither profile lets a mode carry the set-user-ID or
+// set-group-ID bit: a sandbox must not plant set-id programs in a host
+// directory it may write (an idmapped read-write bind makes the files it
+// creates belong to the directory's owner on the host). openat2 passes its
+// mode in memory the filter cannot read, so it is refused with ENOSYS and
+// callers fall back to openat.
+var modeArgs = []struct {
+	name string
+	arg  uint8
+}{
+	{"chmod", 1}, {"fchmod", 1}, {"fchmodat", 2}, {"fchmodat2", 2},
+	{"creat", 1}, {"open", 2}, {"openat", 3}, {"mknod", 1}, {"mknodat", 2},
+}
+
+// setIDBits are S_ISUID and S_ISGID.
+const (
+	sISUID    = 0o4000
+	sISGID    = 0o2000
+	setIDBits = sISUID | sISGID
+)
+
+// openat2NoSys refuses openat2 (see modeArgs).
+var openat2NoSys = rule{names: []string{"openat2"}, action: actENOSYS}
+
 // cloneNewFlags are the namespace flags clone(2) accepts. CLONE_NEWTIME is
 // left out: its bit is part of the exit signal in clone's flags, and it is
 // only usable through clone3 and unshare, which are both denied.
@@ -119,6 +144,9 @@ func basicConditionalDenies() []rule {
 	for _, f := range cloneNewFlags {
 		rules = append(rules, deny("clone", maskedEq(0, f, f)))
 	}
+	for _, m := range modeArgs {
+		rules = append(rules, deny(m.name, maskedEq(m.arg, sISUID, sISUID)), deny(m.name, maskedEq(m.arg, sISGID, sISGID)))
+	}
 	return rules
 }
 
@@ -135,6 +163,9 @@ func strictConditionalAllows() []rule {
 		allow("personality", eq32(0, personaLinux)),
 		allow("personality", eq32(0, personaQuery)),
 	}
+	for _, m := range modeArgs {
+		rules = append(rules, allow(m.name, maskedEq(m.arg, setIDBits, 0)))
+	}
 	for _, family := range []uint32{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6} {
 		for _, typ := range []uint64{unix.SOCK_STREAM, unix.SOCK_DGRAM, unix.SOCK_SEQPACKET} {
 			rules = append(rules, allow("socket", eq32(0, family),
@@ -146,7 +177,7 @@ func strictConditionalAllows() []rule {
 
 // basicDefinition is the deny-list profile.
 func basicDefinition() *definition {
-	rules := []rule{{names: basicDenyNames, action: actEPERM}, clone3NoSys}
+	rules := []rule{{names: basicDenyNames, action: actEPERM}, clone3NoSys, openat2NoSys}
 	return &definition{fallback: actAllow, rules: append(rules, basicConditionalDenies()...)}
 }
 
@@ -159,7 +190,7 @@ func strictDefinition() *definition {
 // conditional allow rules. Denied syscalls need no rules of their own:
 // they are simply not allowed.
 func allowListDefinition(names []string, conditional []rule) *definition {
-	rules := []rule{clone3NoSys}
+	rules := []rule{clone3NoSys, openat2NoSys}
 	if len(names) > 0 {
 		rules = append(rules, rule{names: names, action: actAllow})
 	}
@@ -182,7 +213,7 @@ func customDefinition(names []string, t *target) (*definition, error) {
 			return nil, fmt.Errorf("seccomp: custom profile: %w: %q (%s)", ErrUnknownSyscall, name, t.name)
 		}
 		switch {
-		case slices.Contains(basicDenyNames, name), name == "clone3":
+		case slices.Contains(basicDenyNames, name), name == "clone3", name == "openat2":
 			continue
 		case hasRulesFor(conditional, name):
 			if !hasRulesFor(conds, name) {
