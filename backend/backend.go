@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/egress"
@@ -236,8 +237,10 @@ type FileReader interface {
 // ErrFileTooLarge is returned by FileReader.ReadFile above its limit.
 var ErrFileTooLarge = errors.New("file larger than the export limit")
 
-// ReadFileIn reads path beneath the directory root (a host directory that
-// is the sandbox's view of some tree), refusing symlink and ".." escapes.
+// ReadFileIn reads the regular file path beneath the directory root (a host
+// directory that is the sandbox's view of some tree), refusing symlink and
+// ".." escapes, and anything but a regular file: opening a FIFO would block,
+// and a device node (a terminal, say) is not the sandbox's to hand out.
 func ReadFileIn(root, path string, max int64) ([]byte, error) {
 	r, err := os.OpenRoot(root)
 	if err != nil {
@@ -248,11 +251,21 @@ func ReadFileIn(root, path string, max int64) ([]byte, error) {
 	if rel == "" {
 		rel = "."
 	}
-	f, err := r.Open(rel)
+	st, err := r.Stat(rel)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, st.Mode().Type())
+	}
+	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fst, err := f.Stat(); err != nil || !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
+		return nil, fmt.Errorf("%s: %w (changed while opening)", path, ErrNotRegular)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, err
@@ -262,3 +275,6 @@ func ReadFileIn(root, path string, max int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// ErrNotRegular is returned when an exported path is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")

@@ -252,3 +252,13 @@ func TestExportThroughGate(t *testing.T) {
 		t.Fatal("escaping export was written")
 	}
 }
+
+func TestExportRefusesSpecialFiles(t *testing.T) {
+	processAvailable(t)
+	for _, setup := range []string{"mkfifo /work/f", "ln -s ../dev/tty /work/f", "ln -s ../dev/zero /work/f", "mkdir /work/f"} {
+		r := runKavach(t, "run", "--export", "/work/f:"+filepath.Join(t.TempDir(), "out"), "--", "sh", "-c", setup)
+		if r.code != 125 || !strings.Contains(r.stderr, "not a regular file") {
+			t.Errorf("%s: %v", setup, r)
+		}
+	}
+}
