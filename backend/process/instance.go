@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
@@ -97,6 +98,11 @@ func (in *instance) makeDirs() error {
 	base := stateBase()
 	if err := os.MkdirAll(base, 0o711); err != nil {
 		return fmt.Errorf("state directory: %w", err)
+	}
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := checkOwnDir(d); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
 	}
 	dir, err := os.MkdirTemp(base, ownerTag()+"-"+in.spec.ID+"-")
 	if err != nil {
@@ -310,4 +316,24 @@ func (in *instance) ReadFile(ctx context.Context, path string, max int64) ([]byt
 		return nil, err
 	}
 	return backend.ReadFileIn("/proc/"+strconv.Itoa(z.cmd.Process.Pid)+"/root", path, max)
+}
+
+// checkOwnDir refuses a state directory that someone else could tamper
+// with: it must be a real directory (not a symlink), owned by kavach's
+// effective uid, and writable by nobody else. A shared /tmp is where this
+// matters: another user could have created the path first.
+func checkOwnDir(d string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(d, &st); err != nil {
+		return err
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("%s is not a directory", d)
+	case int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%s belongs to uid %d, not to uid %d", d, st.Uid, os.Geteuid())
+	case st.Mode&0o022 != 0:
+		return fmt.Errorf("%s is writable by group or others (mode %o)", d, st.Mode&0o777)
+	}
+	return nil
 }
