@@ -376,6 +376,7 @@ func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration)
 	var grace <-chan time.Time
 	timedOut, cancelled := false, false
 	killPayload := func() {
+		in.thaw() // a frozen init could not act on the request
 		_ = sendMsg(z.fd(), execRequest{Kill: true})
 		g := time.NewTimer(killGrace)
 		grace = g.C
@@ -399,6 +400,7 @@ func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration)
 			cancelled, done = true, nil
 			killPayload()
 		case <-grace:
+			in.thaw()
 			z.kill() // the init did not obey: the whole sandbox goes
 			grace = nil
 		}
@@ -477,6 +479,15 @@ func envKey(kv string) string {
 		}
 	}
 	return kv
+}
+
+// thaw unfreezes a paused sandbox so that its processes can be killed.
+func (in *instance) thaw() {
+	if in.cg != nil && in.cg.Applied().Freezer {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = in.cg.Thaw(ctx)
+	}
 }
 
 // stats reads the sandbox cgroup's counters (zero without a cgroup).

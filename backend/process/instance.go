@@ -225,9 +225,7 @@ func (in *instance) Destroy(ctx context.Context) error {
 	in.z = nil
 	in.mu.Unlock()
 	var errs []error
-	if in.cg != nil && in.cg.Applied().Freezer {
-		_ = in.cg.Thaw(ctx) // a frozen init cannot die
-	}
+	in.thaw() // a frozen init cannot die
 	if z != nil {
 		z.kill() // PID 1 of the sandbox: every process of its namespace dies with it
 	}

@@ -606,3 +606,24 @@ func TestNoSetIDFilesInWritableBinds(t *testing.T) {
 		t.Fatalf("idmapped bind without seccomp: %v, want ErrSetIDUnsafe", err)
 	}
 }
+
+func TestTimeoutWhilePaused(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	done := make(chan *backend.ExecOutput, 1)
+	go func() {
+		out, _ := inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"sleep", "30"}, Timeout: time.Second, MaxOutput: 1024})
+		done <- out
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := inst.Pause(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case out := <-done:
+		if out == nil || out.Status != backend.StatusTimeout {
+			t.Fatalf("exec: %+v", out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an exec that timed out while paused never returned")
+	}
+}
