@@ -442,3 +442,39 @@ func BenchmarkConfigBuild(b *testing.B) {
 		sinkCfg = cfg
 	}
 }
+
+func TestStopKillsRunningExec(t *testing.T) {
+	cfg, err := kavach.NewConfig().Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sb, err := kavach.New(ctx, cfg)
+	if err != nil {
+		t.Skipf("process backend: %v", err)
+	}
+	defer sb.Destroy(ctx)
+	if err := sb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sb.Exec(ctx, []string{"sleep", "30"})
+		errc <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := sb.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, kavach.ErrStopped) {
+			t.Fatalf("exec after Stop: %v, want ErrStopped", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not end the running exec")
+	}
+	if _, err := sb.Exec(ctx, []string{"true"}); err == nil {
+		t.Fatal("exec allowed after Stop")
+	}
+}

@@ -93,7 +93,10 @@ func (p *Pool) Claim(ctx context.Context) (*Sandbox, error) {
 		return nil, ErrPoolClosed
 	}
 	select {
-	case sb := <-p.ready:
+	case sb, ok := <-p.ready:
+		if !ok {
+			return nil, ErrPoolClosed
+		}
 		p.kick()
 		return sb, nil
 	default:

@@ -2,6 +2,7 @@ package kavach
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,11 @@ type Sandbox struct {
 	fsm    lifecycle.FSM
 	hooks  lifecycle.Dispatcher
 	gate   *gate.Gate
+
+	// life ends when the sandbox stops or is destroyed, cancelling the
+	// execs in flight.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // New creates a sandbox in the created state. It refuses with an error
@@ -53,6 +59,7 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 		return nil, err
 	}
 	s := &Sandbox{id: newID(), cfg: cfg, driver: d, gate: g}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	s.hooks.Timeout = cfg.HookTimeout
 	if cfg.Audit != nil {
 		if r := secretRedactor(cfg.Credentials); r != nil {
@@ -71,10 +78,12 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 		BestEffort: cfg.Policy.BestEffort, Egress: eg}
 	inst, err := d.Create(ctx, spec)
 	if err != nil {
+		s.endLife()
 		return nil, wrapf(err, "create %s sandbox", info.Name)
 	}
 	s.inst = inst
 	if err := s.checkEnforcement(); err != nil {
+		s.endLife()
 		_ = inst.Destroy(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -192,15 +201,23 @@ func (s *Sandbox) Resume(ctx context.Context) error {
 	})
 }
 
-// Stop ends the sandbox's activity; only Destroy is possible afterwards.
+// Stop ends the sandbox's activity: execs in flight are killed (they
+// return ErrStopped) and no new one starts; files can still be exported, and
+// only Destroy is possible afterwards.
 func (s *Sandbox) Stop(ctx context.Context) error {
 	return s.transition(ctx, lifecycle.Stopped, func(from lifecycle.State) error {
 		if from == lifecycle.Paused {
-			return s.inst.Resume(ctx) // thaw so that pending execs can be killed and reaped
+			if err := s.inst.Resume(ctx); err != nil { // thaw so that the execs can be killed
+				return err
+			}
 		}
+		s.endLife()
 		return nil
 	})
 }
+
+// ErrStopped is returned by an exec cut short by Stop or Destroy.
+var ErrStopped = errors.New("sandbox stopped")
 
 // Destroy releases everything the sandbox holds. It is safe to call more
 // than once; later calls return nil.
@@ -208,7 +225,10 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 	if s.fsm.State() == lifecycle.Destroyed {
 		return nil
 	}
-	return s.transition(ctx, lifecycle.Destroyed, func(lifecycle.State) error { return s.inst.Destroy(ctx) })
+	return s.transition(ctx, lifecycle.Destroyed, func(lifecycle.State) error {
+		s.endLife()
+		return s.inst.Destroy(ctx)
+	})
 }
 
 func (s *Sandbox) transition(ctx context.Context, to lifecycle.State, do func(lifecycle.State) error) error {
@@ -267,8 +287,15 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 		return nil, wrapf(err, "exec in sandbox %s", s.id)
 	}
 	s.emit(lifecycle.Event{Type: lifecycle.EventExecStart, Details: map[string]any{"argv": argv}})
-	out, err := s.inst.Exec(ctx, req)
+	execCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(s.life, func() { cancel(ErrStopped) })
+	defer stop()
+	out, err := s.inst.Exec(execCtx, req)
 	wipe()
+	if err != nil && errors.Is(context.Cause(execCtx), ErrStopped) {
+		err = ErrStopped
+	}
 	if err != nil {
 		s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"argv": argv, "error": err.Error()}})
 		return nil, wrapf(err, "exec in sandbox %s", s.id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,6 +38,7 @@ type instance struct {
 	gid     int
 
 	proxy    *egress.Proxy // allowlist mode only
+	proxyLn  net.Listener  // the current init's egress listener
 	caBundle string        // host path of the sandbox's trust store, with the proxy CA
 
 	execMu    sync.Mutex // one exec at a time
@@ -309,9 +311,11 @@ func procStart(pid int) string {
 // /proc/PID/root), so any path the payload sees can be exported, and
 // nothing else: resolution stays beneath that root.
 func (in *instance) ReadFile(ctx context.Context, path string, max int64) ([]byte, error) {
-	z, err := in.ensureZygote(ctx)
-	if err != nil {
-		return nil, err
+	in.mu.Lock()
+	z := in.z
+	in.mu.Unlock()
+	if z == nil || !z.alive() {
+		return nil, errors.New("process: the sandbox has no running init")
 	}
 	return backend.ReadFileIn("/proc/"+strconv.Itoa(z.cmd.Process.Pid)+"/root", path, max)
 }

@@ -77,6 +77,10 @@ func (in *instance) serveProxy(f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("egress listener: %w", err)
 	}
+	if in.proxyLn != nil {
+		in.proxyLn.Close() // the listener of a replaced init: its namespace is gone
+	}
+	in.proxyLn = l
 	go func() { _ = in.proxy.Serve(context.Background(), l) }()
 	return nil
 }
