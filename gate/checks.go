@@ -86,8 +86,8 @@ func highEntropySecret(v []byte) bool {
 		}
 	}
 	classes := lower + upper + digit + other
-	if classes >= 3 {
-		return true
+	if classes >= 3 && (digit == 1 || len(v) >= 12) {
+		return true // a short value needs a digit: "Read-only" is a word, not a secret
 	}
 	mixed := digit == 1 && other == 0 || lower == 1 && upper == 1
 	return classes == 2 && mixed && len(v) >= 16 && shannon(v) >= 3.5

@@ -199,6 +199,8 @@ func (g gen) secretNegatives() []sample {
 		neg("ghp_short and gho_ are token prefixes"),
 		neg("sk_test_" + g.alnum(24) + " is a Stripe test key and is not flagged"),
 		neg("password: ********"),
+		neg("touch: cannot touch '/etc/passwd': Read-only file system"),
+		neg("password: Read-only"),
 		neg("password=changeme"),
 		neg("DB_PASSWORD=${DB_PASSWORD}"),
 		neg("api_key = os.environ['API_KEY']"),
