@@ -84,8 +84,9 @@ func upstream(t *testing.T, body string) (*httptest.Server, string) {
 func TestAllowlistThroughProxy(t *testing.T) {
 	_, addr := upstream(t, "upstream-ok")
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
-	inst, log := egressSandbox(t, []string{"api.allowed.test:" + port, "meta.allowed.test:" + port},
-		map[string]string{"api.allowed.test": "127.0.0.1", "other.test": "127.0.0.1", "meta.allowed.test": "169.254.169.254"}, nil)
+	inst, log := egressSandbox(t, []string{"api.allowed.test:" + port, "meta.allowed.test:" + port, "loop.allowed.test:" + port},
+		map[string]string{"api.allowed.test": "127.0.0.1", "other.test": "127.0.0.1", "meta.allowed.test": "169.254.169.254",
+			"loop.allowed.test": "127.0.0.2"}, nil)
 
 	out := execIn(t, inst, "curl", "-sS", "-m", "5", "http://api.allowed.test:"+port+"/")
 	mustExit(t, out, 0)
@@ -99,9 +100,11 @@ func TestAllowlistThroughProxy(t *testing.T) {
 	if !strings.Contains(string(out.Stdout), "kavach egress: host not in allowlist") {
 		t.Fatalf("other host not refused by the proxy: %q %q", out.Stdout, out.Stderr)
 	}
-	out = execIn(t, inst, "curl", "-sS", "-m", "5", "http://meta.allowed.test:"+port+"/")
-	if strings.Contains(string(out.Stdout), "upstream-ok") || out.ExitCode == 0 && !strings.Contains(string(out.Stdout), "kavach egress") {
-		t.Fatalf("an allowed name resolving to the metadata address was let through: %q", out.Stdout)
+	for _, name := range []string{"meta.allowed.test", "loop.allowed.test"} { // metadata, host loopback
+		out = execIn(t, inst, "curl", "-sS", "-m", "5", "http://"+name+":"+port+"/")
+		if strings.Contains(string(out.Stdout), "upstream-ok") || !strings.Contains(string(out.Stdout), "kavach egress") || strings.Contains(string(out.Stdout), "upstream failure") {
+			t.Fatalf("%s: an allowed name resolving to a forbidden address was let through: %q %q", name, out.Stdout, out.Stderr)
+		}
 	}
 	for _, direct := range []string{
 		"curl -sS -m 3 --noproxy '*' http://" + addr + "/",
