@@ -163,8 +163,13 @@ func workdirOf(p *policy.Policy) string {
 }
 
 // networkEvent reports a decision of the egress proxy to the hooks.
+// A refused connection or a blocked credential leak is a policy violation.
 func (s *Sandbox) networkEvent(e egress.Event) {
-	s.emit(lifecycle.Event{Type: lifecycle.EventNetwork, Time: e.Time, Details: map[string]any{
+	typ := lifecycle.EventNetwork
+	if e.Kind == egress.KindDeny || e.Kind == egress.KindLeak {
+		typ = lifecycle.EventViolation
+	}
+	s.emit(lifecycle.Event{Type: typ, Time: e.Time, Details: map[string]any{
 		"decision": e.Kind, "host": e.Host, "port": e.Port, "reason": e.Reason, "method": e.Method}})
 }
 

@@ -213,8 +213,13 @@ func TestQuarantineFlow(t *testing.T) {
 	if r := runKavach(t, "quarantine", "--dir", q, "show", id); r.code != 0 || strings.Contains(r.stdout, "ghp_") || !strings.Contains(r.stdout, `"pending"`) {
 		t.Fatalf("show: %v", r)
 	}
-	if r := runKavach(t, "quarantine", "--dir", q, "approve", id); r.code != 0 {
+	auditLog := filepath.Join(t.TempDir(), "audit.log")
+	key := []string{"KAVACH_AUDIT_KEY=quarantine-test-key"}
+	if r := runEnv(t, key, "", "quarantine", "--dir", q, "--audit", auditLog, "approve", id); r.code != 0 {
 		t.Fatalf("approve: %v", r)
+	}
+	if b, _ := os.ReadFile(auditLog); !strings.Contains(string(b), `"quarantine.approve"`) || strings.Contains(string(b), "ghp_0123") {
+		t.Fatalf("audit of the decision: %s", b)
 	}
 	if r := runKavach(t, "quarantine", "--dir", q, "release", id, "--to", "-"); r.code != 0 || !strings.Contains(r.stdout, "ghp_0123") {
 		t.Fatalf("release after approval: %v", r)

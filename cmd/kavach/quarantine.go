@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kavach-sandbox/kavach/audit"
 	"github.com/kavach-sandbox/kavach/quarantine"
 )
 
@@ -23,12 +25,13 @@ func openQuarantine(dir string) (*quarantine.Store, error) {
 }
 
 func newQuarantineCmd() *cobra.Command {
-	var dir string
+	var dir, auditFile string
 	cmd := &cobra.Command{
 		Use:   "quarantine",
 		Short: "Review output the gate quarantined: list, show, approve, reject, release",
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "", "quarantine store (default $KAVACH_STATE_DIR/quarantine or ~/.local/state/kavach/quarantine)")
+	cmd.PersistentFlags().StringVar(&auditFile, "audit", "", "record decisions in this audit chain (key: KAVACH_AUDIT_KEY)")
 	store := func() (*quarantine.Store, error) {
 		s, err := openQuarantine(dir)
 		if err != nil {
@@ -67,6 +70,11 @@ func newQuarantineCmd() *cobra.Command {
 				it, err := do(s, cmd, args[0])
 				if err != nil {
 					return exitWith(exitKavachError, err)
+				}
+				if use != "show" {
+					if err := auditDecision(cmd.Context(), auditFile, "quarantine."+use, it); err != nil {
+						return exitWith(exitKavachError, err)
+					}
 				}
 				return writeJSON(cmd.OutOrStdout(), it)
 			},
@@ -118,4 +126,24 @@ func newReleaseCmd(store func() (*quarantine.Store, error)) *cobra.Command {
 	cmd.Flags().StringVar(&stream, "stream", "stdout", "which stream: stdout or stderr")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
+}
+
+// auditDecision records a quarantine decision (never the content).
+func auditDecision(ctx context.Context, file, typ string, it quarantine.Item) error {
+	if file == "" {
+		return nil
+	}
+	key, err := audit.LoadKey(os.Getenv("KAVACH_AUDIT_KEY_FILE"))
+	if err != nil {
+		return fmt.Errorf("--audit: %w", err)
+	}
+	defer clear(key)
+	log, err := audit.Open(file, key)
+	if err != nil {
+		return fmt.Errorf("--audit: %w", err)
+	}
+	defer log.Close()
+	_, err = log.Append(ctx, typ, it.SandboxID, map[string]any{
+		"quarantine_id": it.ID, "status": it.Status, "sha256": it.SHA256, "findings": it.Findings})
+	return err
 }
