@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -77,6 +79,12 @@ func runBench(ctx context.Context, w io.Writer, name backend.Name, n, conc int, 
 	vs := benchVariants(cfg, pool, warm)
 	for _, v := range vs[1:4] {
 		v.name = strings.Replace(v.name, "kavach", "kavach "+string(name), 1)
+	}
+	if wv, cleanup, err := wasmVariant(ctx); err == nil {
+		defer cleanup()
+		vs = append(vs, wv)
+	} else {
+		fmt.Fprintf(w, "(wasm variant skipped: %v)\n", err)
 	}
 	for i := 0; i < n; i++ {
 		for _, v := range vs {
@@ -211,4 +219,47 @@ func printThroughput(ctx context.Context, w io.Writer, cfg kavach.Config, conc i
 	fmt.Fprintf(w, "kavach heap per running sandbox: %.1f KiB (%d sandboxes)\n",
 		float64(int64(during.HeapInuse)-int64(before.HeapInuse))/live/1024, live)
 	return nil
+}
+
+// tinyWASI is the smallest WASI command module: an empty _start and one
+// page of exported memory (it exits 0).
+var tinyWASI = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type section: func() -> ()
+	0x03, 0x02, 0x01, 0x00, // function section
+	0x05, 0x03, 0x01, 0x00, 0x01, // memory section: min 1 page
+	0x07, 0x13, 0x02, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00, // export _start
+	0x06, 'm', 'e', 'm', 'o', 'r', 'y', 0x02, 0x00, // export memory
+	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: empty body
+}
+
+// wasmVariant runs the tiny module in a running wasm sandbox, for a side by
+// side figure with the process backend.
+func wasmVariant(ctx context.Context) (*variant, func(), error) {
+	cfg, err := kavach.NewConfig().Backend(kavach.WASM).Build()
+	if err != nil {
+		return nil, nil, err
+	}
+	sb, err := kavach.New(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "kavach-bench-")
+	if err != nil {
+		_ = sb.Destroy(ctx)
+		return nil, nil, err
+	}
+	cleanup := func() { _ = sb.Destroy(context.WithoutCancel(ctx)); os.RemoveAll(dir) }
+	mod := filepath.Join(dir, "tiny.wasm")
+	if err := os.WriteFile(mod, tinyWASI, 0o644); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if err := sb.Start(ctx); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return &variant{name: "kavach wasm: exec tiny module in a sandbox", run: func(ctx context.Context) (func(), error) {
+		return nil, okRun(sb.Exec(ctx, []string{mod}))
+	}}, cleanup, nil
 }
