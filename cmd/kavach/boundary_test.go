@@ -267,3 +267,29 @@ func TestExportRefusesSpecialFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestProxySecretIsAPlaceholderInside(t *testing.T) {
+	processAvailable(t)
+	const value = "ghp_RealValueXYZ0123456789abcdefABCDEF01"
+	r := runEnv(t, []string{"HOST_GH=" + value}, "", "run", "--json", "--secret", "GH=proxy:api.github.com",
+		"--secret-from", "GH=env:HOST_GH", "--", "sh", "-c", `printf %s "$GH"; env | grep -c RealValue; echo; echo "$HTTPS_PROXY"`)
+	var res struct {
+		Stdout string
+		Score  struct{ Value int }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("%v: %v", err, r)
+	}
+	lines := strings.Split(res.Stdout, "\n")
+	// The placeholder has the value's length; grep -c appends "0": the value is in no variable.
+	if strings.Contains(r.stdout, "RealValue") || len(lines) < 3 || len(lines[0]) != len(value)+1 ||
+		!strings.HasSuffix(lines[0], "0") || lines[2] != "http://127.0.0.1:3128" {
+		t.Fatalf("placeholder: %q", res.Stdout)
+	}
+	if res.Score.Value != 61 { // strict with the allowlist (+1) instead of network off (+3)
+		t.Fatalf("score %d, want 61", res.Score.Value)
+	}
+	if r := runKavach(t, "run", "--network", "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "strict") {
+		t.Fatalf("--network under the default strict policy: %v", r)
+	}
+}
