@@ -145,13 +145,9 @@ func describeJSONError(err error) error {
 }
 
 func (f *file) toPolicy() (Policy, error) {
-	base := "strict"
-	if f.Extends != "" {
-		base = f.Extends
-	}
-	p, err := Preset(base)
+	p, err := basePolicy(f.Extends)
 	if err != nil {
-		return Policy{}, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: "extends", Msg: err.Error()})
+		return Policy{}, err
 	}
 	set(&p.Name, f.Name)
 	if f.Seccomp != nil {
@@ -198,6 +194,37 @@ func (f *file) toPolicy() (Policy, error) {
 	}
 	return p, nil
 }
+
+// ExtendsNone names the empty base: a file that extends "none" must spell
+// out everything, and what it omits is off or unlimited. `kavach policy
+// show` prints policies this way, so that its output loads back unchanged.
+const ExtendsNone = "none"
+
+// basePolicy is the policy a file starts from: the preset named by extends,
+// strict when extends is absent (a short file is never weaker than the
+// default by accident), or nothing at all for "none".
+func basePolicy(extends string) (Policy, error) {
+	switch extends {
+	case "":
+		return Strict(), nil
+	case ExtendsNone:
+		return Policy{}, nil
+	}
+	p, err := Preset(extends)
+	if err != nil {
+		return Policy{}, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: "extends", Msg: err.Error()})
+	}
+	return p, nil
+}
+
+// File is a policy in its file form, complete and self-contained.
+type File struct {
+	Extends string `json:"extends"`
+	Policy
+}
+
+// ToFile returns p in the form that loads back to exactly p.
+func ToFile(p Policy) File { return File{Extends: ExtendsNone, Policy: p} }
 
 func (l *fileLimits) apply(dst *Limits) error {
 	if l == nil {

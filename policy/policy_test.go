@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -532,5 +533,24 @@ func TestDurationJSON(t *testing.T) {
 	b, _ := policy.Duration(90 * time.Second).MarshalJSON()
 	if string(b) != `"1m30s"` {
 		t.Fatalf("MarshalJSON = %s", b)
+	}
+}
+
+func TestShownPolicyLoadsBackUnchanged(t *testing.T) {
+	for _, p := range []policy.Policy{policy.Minimal(), policy.Basic(), policy.Strict()} {
+		b, err := json.Marshal(policy.ToFile(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := policy.ParseJSON(b)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", p.Name, err, b)
+		}
+		if !reflect.DeepEqual(got, p) {
+			t.Fatalf("%s: round trip changed the policy:\n got  %+v\n want %+v", p.Name, got, p)
+		}
+	}
+	if _, err := policy.ParseJSON([]byte(`{"extends":"none","network":{"mode":"off"}}`)); err == nil || !strings.Contains(err.Error(), "seccomp") {
+		t.Fatalf("extends none without seccomp: %v", err)
 	}
 }

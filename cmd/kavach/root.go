@@ -109,14 +109,14 @@ func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Inspect policies"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show NAME|FILE",
-		Short: "Print a preset or a policy file, fully resolved, as JSON",
+		Short: "Print a preset or a policy file, fully resolved, as a JSON policy file that loads back unchanged",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := policy.Resolve(args[0])
 			if err != nil {
 				return exitWith(exitKavachError, err)
 			}
-			return writeJSON(cmd.OutOrStdout(), p)
+			return writeJSON(cmd.OutOrStdout(), policy.ToFile(p))
 		},
 	})
 	return cmd
