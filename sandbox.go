@@ -48,8 +48,10 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 		return nil, err
 	}
 	info := d.Info()
-	if a := d.Probe(ctx); !a.Available {
-		return nil, fmt.Errorf("%w: %s: %s", ErrUnavailable, info.Name, a.Reason)
+	if cp, ok := d.(backend.CreateProver); !ok || !cp.CreateProves() {
+		if a := d.Probe(ctx); !a.Available {
+			return nil, fmt.Errorf("%w: %s: %s", ErrUnavailable, info.Name, a.Reason)
+		}
 	}
 	if decl := score.Declared(info.ScoreBackend(), &cfg.Policy, d.Capabilities()); decl.Value < cfg.MinScore {
 		return nil, fmt.Errorf("%w: %s scores %s, minimum is %d", ErrScoreTooLow, info.Name, decl, cfg.MinScore)

@@ -125,6 +125,14 @@ type Driver interface {
 	Create(ctx context.Context, spec *Spec) (Instance, error)
 }
 
+// CreateProver is implemented by drivers whose Create starts the real
+// thing: a successful Create proves the backend works on this host, and a
+// failed one says why. kavach does not probe such a driver before creating
+// a sandbox (the probe would start a sandbox of its own).
+type CreateProver interface {
+	CreateProves() bool
+}
+
 // Spec is everything a driver needs to create one sandbox.
 type Spec struct {
 	// ID is the sandbox id, unique on this host.

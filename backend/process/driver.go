@@ -27,8 +27,9 @@ import (
 
 // Driver is the process backend.
 type Driver struct {
-	once  sync.Once
-	avail backend.Availability
+	mu     sync.Mutex
+	probed bool
+	avail  backend.Availability
 }
 
 // New returns the process backend driver.
@@ -43,8 +44,26 @@ func (d *Driver) Info() backend.Info {
 // Probe checks the host's namespace support and then starts one real
 // sandbox running /bin/true. The answer is cached for the process.
 func (d *Driver) Probe(ctx context.Context) backend.Availability {
-	d.once.Do(func() { d.avail = probe(ctx) })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.probed {
+		d.avail, d.probed = probe(ctx), true
+	}
 	return d.avail
+}
+
+// CreateProves reports that a successful Create is itself the proof that
+// the host can run the backend: kavach then skips the probe sandbox before
+// creating the first real one.
+func (d *Driver) CreateProves() bool { return true }
+
+// proven records a sandbox that started, as the probe's answer.
+func (d *Driver) proven() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.probed {
+		d.avail, d.probed = backend.Availability{Available: true, Reason: availableReason()}, true
+	}
 }
 
 func probe(ctx context.Context) backend.Availability {
@@ -65,11 +84,15 @@ func probe(ctx context.Context) backend.Availability {
 	if out.Status != backend.StatusExited || out.ExitCode != 0 {
 		return backend.Availability{Reason: fmt.Sprintf("probe sandbox failed: %s %d %s", out.Status, out.ExitCode, strings.TrimSpace(out.Error+" "+string(out.Stderr)))}
 	}
+	return backend.Availability{Available: true, Reason: availableReason()}
+}
+
+func availableReason() string {
 	mode := "as root"
 	if os.Geteuid() != 0 {
 		mode = "rootless (user namespace)"
 	}
-	return backend.Availability{Available: true, Reason: "namespaces, seccomp, Landlock, cgroups " + cgroupVersion() + "; " + mode}
+	return "namespaces, seccomp, Landlock, cgroups " + cgroupVersion() + "; " + mode
 }
 
 // namespaceProblem explains why this host cannot create the namespaces the
@@ -115,8 +138,19 @@ func (d *Driver) Capabilities() score.Layers {
 
 // Create prepares a sandbox: its state directory, work directory and cgroup.
 func (d *Driver) Create(ctx context.Context, spec *backend.Spec) (backend.Instance, error) {
-	if a := d.Probe(ctx); !a.Available {
-		return nil, fmt.Errorf("%w: process: %s", backend.ErrUnavailable, a.Reason)
+	d.mu.Lock()
+	avail, probed := d.avail, d.probed
+	d.mu.Unlock()
+	if probed && !avail.Available {
+		return nil, fmt.Errorf("%w: process: %s", backend.ErrUnavailable, avail.Reason)
 	}
-	return newInstance(ctx, spec)
+	if reason := namespaceProblem(); reason != "" {
+		return nil, fmt.Errorf("%w: process: %s", backend.ErrUnavailable, reason)
+	}
+	inst, err := newInstance(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	d.proven()
+	return inst, nil
 }
