@@ -28,6 +28,7 @@ type file struct {
 	InheritEnv   *bool             `json:"inherit_env"`
 	Workdir      *string           `json:"workdir"`
 	Hostname     *string           `json:"hostname"`
+	UserNS       *bool             `json:"user_namespace"`
 	BestEffort   *bool             `json:"best_effort"`
 }
 
@@ -188,6 +189,7 @@ func (f *file) toPolicy() (Policy, error) {
 	set(&p.InheritEnv, f.InheritEnv)
 	set(&p.Workdir, f.Workdir)
 	set(&p.Hostname, f.Hostname)
+	set(&p.UserNamespace, f.UserNS)
 	set(&p.BestEffort, f.BestEffort)
 	if err := p.Validate(); err != nil {
 		return Policy{}, err

@@ -92,6 +92,10 @@ type Policy struct {
 	InheritEnv   bool              `json:"inherit_env,omitempty"`
 	Workdir      string            `json:"workdir,omitempty"`
 	Hostname     string            `json:"hostname,omitempty"`
+	// UserNamespace asks for a user namespace even when kavach runs as root
+	// (it always has one otherwise), so that the sandbox's setup holds
+	// capabilities over its own namespaces only.
+	UserNamespace bool `json:"user_namespace,omitempty"`
 	// BestEffort runs with a lower effective score when the backend cannot
 	// apply a requested layer, instead of refusing to run.
 	BestEffort bool `json:"best_effort,omitempty"`

@@ -98,10 +98,24 @@ func (in *instance) cloneFlags() uintptr {
 	if in.spec.Policy.Network.Mode != policy.NetworkOn {
 		f |= unix.CLONE_NEWNET
 	}
-	if os.Geteuid() != 0 {
+	if in.userns {
 		f |= unix.CLONE_NEWUSER
 	}
 	return f
+}
+
+// idMaps returns the user namespace mappings of the init. Rootless: the
+// caller's uid and gid are root inside, the only ids there are. As root by
+// choice: root and the sandbox user map to themselves, so files look the
+// same as without a user namespace, but every capability of the init is
+// confined to the sandbox's own namespaces.
+func idMaps() (uids, gids []syscall.SysProcIDMap) {
+	if os.Geteuid() != 0 {
+		return []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}},
+			[]syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+	}
+	return []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: sandboxUID, HostID: sandboxUID, Size: 1}},
+		[]syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: sandboxGID, HostID: sandboxGID, Size: 1}}
 }
 
 // startZygote starts the sandbox init, places it in the cgroup, sends it
@@ -116,10 +130,11 @@ func (in *instance) startZygote(ctx context.Context) (*zygote, error) {
 	cmd := &exec.Cmd{Path: reexec.Self, Args: []string{initName}, Env: []string{}, Dir: "/",
 		ExtraFiles: []*os.File{child}}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: in.cloneFlags(), Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() != 0 {
-		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
-		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	if in.userns {
+		a := cmd.SysProcAttr
+		a.UidMappings, a.GidMappings = idMaps()
+		a.GidMappingsEnableSetgroups = os.Geteuid() == 0 // an unprivileged writer must deny setgroups
+		a.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	if in.cg != nil {
 		if fd, ok := in.cg.FD(); ok {
@@ -147,7 +162,7 @@ func (in *instance) handshake(ctx context.Context, z *zygote) error {
 	}
 	defer closeAll(join)
 	cfg.CgroupFiles = len(join)
-	userns, err := idmapFiles(cfg)
+	userns, err := idmapFiles(cfg, in.userns)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSetup, err)
 	}

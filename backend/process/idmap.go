@@ -81,9 +81,16 @@ func idmapUserns(o owner) (*os.File, error) {
 
 // idmapFiles decides which rw binds need an idmapped mount and returns the
 // user namespace fds to hand to the init (config.Mounts[i].IDMap indexes them).
-func idmapFiles(cfg *initConfig) ([]*os.File, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil // rootless: the payload already is the caller
+func idmapFiles(cfg *initConfig, userns bool) ([]*os.File, error) {
+	for i := range cfg.Mounts {
+		cfg.Mounts[i].IDMap = -1
+	}
+	if os.Geteuid() != 0 || userns {
+		// Rootless, the payload already is the caller. In a user namespace
+		// by choice, the kernel allows idmapping a host file system only to
+		// the initial namespace's administrator: plain binds, which the
+		// sandbox user (65534) must be allowed to write.
+		return nil, nil
 	}
 	var files []*os.File
 	index := map[*os.File]int{}
@@ -135,7 +142,7 @@ var ErrSetIDUnsafe = errors.New("process: a read-write bind of a directory the s
 // checkIDMaps refuses policies whose read-write binds would be idmapped
 // while no seccomp filter stops set-id mode bits.
 func checkIDMaps(p *policy.Policy, uid int) error {
-	if os.Geteuid() != 0 || p.Seccomp != policy.SeccompOff {
+	if os.Geteuid() != 0 || p.UserNamespace || p.Seccomp != policy.SeccompOff {
 		return nil
 	}
 	for _, m := range p.Filesystem.Mounts {

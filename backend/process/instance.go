@@ -36,6 +36,7 @@ type instance struct {
 	enf     backend.Enforcement
 	uid     int
 	gid     int
+	userns  bool // the init runs in a user namespace of its own
 
 	proxy    *egress.Proxy // allowlist mode only
 	proxyLn  net.Listener  // the current init's egress listener
@@ -55,6 +56,7 @@ func newInstance(ctx context.Context, spec *backend.Spec) (_ *instance, err erro
 	if os.Geteuid() != 0 {
 		in.uid, in.gid = 0, 0 // rootless: the only mapped id is the caller's, seen as 0
 	}
+	in.userns = os.Geteuid() != 0 || spec.Policy.UserNamespace
 	defer func() {
 		if err != nil {
 			_ = in.Destroy(context.WithoutCancel(ctx))
@@ -178,7 +180,7 @@ func (in *instance) enforcement(lost map[string]string) backend.Enforcement {
 	if _, gone := lost[score.ModLimits]; !gone {
 		l.Limits = p.HasLimits()
 	}
-	notes := []string{"namespaces: " + namespaceList(p)}
+	notes := []string{"namespaces: " + namespaceList(p, in.userns)}
 	if abi, err := llsys.LandlockGetABIVersion(); err == nil && abi > 0 {
 		notes = append(notes, "landlock ABI "+strconv.Itoa(abi))
 	} else {
@@ -190,12 +192,12 @@ func (in *instance) enforcement(lost map[string]string) backend.Enforcement {
 	return backend.Enforcement{Layers: l, Lost: lost, Notes: notes}
 }
 
-func namespaceList(p *policy.Policy) string {
+func namespaceList(p *policy.Policy, userns bool) string {
 	s := "pid mount uts ipc cgroup"
 	if p.Network.Mode != policy.NetworkOn {
 		s += " net"
 	}
-	if os.Geteuid() != 0 {
+	if userns {
 		s += " user"
 	}
 	return s

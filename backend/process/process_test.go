@@ -627,3 +627,26 @@ func TestTimeoutWhilePaused(t *testing.T) {
 		t.Fatal("an exec that timed out while paused never returned")
 	}
 }
+
+func TestUserNamespaceByChoice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as root only: rootless sandboxes always have a user namespace")
+	}
+	host := t.TempDir()
+	if err := os.Chmod(host, 0o777); err != nil { // no idmapped binds in a user namespace
+		t.Fatal(err)
+	}
+	p := policy.Strict()
+	p.UserNamespace = true
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/out", Mode: policy.ReadWrite}}
+	inst := newSandbox(t, p)
+	out := execIn(t, inst, "sh", "-c", "cat /proc/self/uid_map | tr -s ' ' | tr '\\n' ';'; id -u; grep -E '^Cap(Eff|Bnd)' /proc/self/status; echo ok > /out/f; unshare -U true || echo no-nested")
+	mustExit(t, out, 0)
+	want := " 0 0 1; 65534 65534 1;65534\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nno-nested\n"
+	if got := string(out.Stdout); got != want {
+		t.Fatalf("stdout %q, want %q (stderr %q)", got, want, out.Stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "f")); err != nil || string(b) != "ok\n" {
+		t.Fatalf("rw bind in a user namespace: %q %v", b, err)
+	}
+}
