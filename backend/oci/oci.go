@@ -15,6 +15,11 @@ type Options struct {
 	// Runtime selects "crun" or "runc". Empty prefers crun (faster) and
 	// falls back to runc.
 	Runtime string
+	// Image is an OCI image layout directory (index.json, blobs/) whose
+	// root every sandbox runs on, read-only, instead of the host's system
+	// view. It is unpacked once into a cache keyed by the manifest digest.
+	// Commands run with the image's environment under the sandbox's.
+	Image string
 }
 
 // Driver is the oci backend.
@@ -23,10 +28,9 @@ type Driver struct{ *runtime.Driver }
 // New returns the oci driver. An unknown Options.Runtime yields a driver
 // whose Probe says so.
 func New(opts Options) *Driver {
-	switch opts.Runtime {
-	case "":
-		return &Driver{runtime.NewDriver(backend.OCI, runtime.Crun, runtime.Runc)}
-	default:
-		return &Driver{runtime.NewDriver(backend.OCI, runtime.Kind(opts.Runtime))}
+	kinds := []runtime.Kind{runtime.Crun, runtime.Runc}
+	if opts.Runtime != "" {
+		kinds = []runtime.Kind{runtime.Kind(opts.Runtime)}
 	}
+	return &Driver{runtime.NewDriver(backend.OCI, kinds...).WithImage(opts.Image)}
 }

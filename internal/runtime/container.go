@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/internal/ocibundle"
 	"github.com/kavach-sandbox/kavach/policy"
 )
@@ -37,8 +39,17 @@ type Container struct {
 	init   int // host pid of the init (crun, runc) or of the gVisor sandbox
 	cg     *Cgroups
 	enf    backend.Enforcement
-	// helper: exec'd commands start through the seccomp helper (runsc).
-	helper bool
+	// helper: the exec helper is mounted (runsc); filtered: a seccomp
+	// filter is applied, so every exec'd command starts through it.
+	helper, filtered bool
+	// proxy serves the egress allowlist on proxyLn, inside the container's
+	// network namespace; caBundle: its CA is bound into the trust store.
+	// image is the unpacked OCI image the root comes from (nil: host view).
+	image         *ocibundle.Image
+	proxy         *egress.Proxy
+	proxyLn       net.Listener
+	caBundle      bool
+	allowlistLost string
 
 	execSeq   atomic.Uint64
 	broken    atomic.Pointer[string]
@@ -62,8 +73,16 @@ func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
 		return err
 	}
 	c.bundle = b
-	if c.helper {
-		if err := prepareHelper(b.Dir, &c.spec.Policy); err != nil {
+	if err := c.writeCABundle(); err != nil {
+		return err
+	}
+	if c.helper || c.image != nil {
+		if err := prepareHelper(b.Dir, &c.spec.Policy, c.helper && c.filtered); err != nil {
+			return err
+		}
+	}
+	if c.image != nil {
+		if err := writeImageInit(b.Dir); err != nil {
 			return err
 		}
 	}
@@ -84,6 +103,9 @@ func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
 			return err
 		}
 		c.cg = cg
+	}
+	if c.proxy != nil {
+		return c.serveProxy()
 	}
 	return nil
 }
@@ -130,6 +152,7 @@ func (c *Container) Destroy(ctx context.Context) error {
 	}
 	c.markBroken("destroyed")
 	ctx = context.WithoutCancel(ctx)
+	c.closeProxy()
 	_ = c.rt.KillAll(ctx, c.id) // a paused or dead container still deletes below
 	err := c.rt.Delete(ctx, c.id)
 	if err != nil && !c.gone(ctx) {
@@ -156,11 +179,13 @@ func (c *Container) gone(ctx context.Context) bool {
 	return true
 }
 
-// processFile writes the process description of one exec into the bundle.
-func (c *Container) processFile(argv, env []string, cwd string) (string, error) {
+// processFile writes the process description of one exec into the
+// bundle. Under gVisor the command starts through the exec helper when a
+// filter applies or secretOpts are given.
+func (c *Container) processFile(argv, env []string, cwd string, secretOpts []string) (string, error) {
 	p := filepath.Join(c.bundle.Dir, "exec-"+strconv.FormatUint(c.execSeq.Add(1), 10)+".json")
-	if c.helper {
-		argv = append([]string{helperPath}, argv...)
+	if c.viaHelper(len(secretOpts) > 0) {
+		argv = helperArgs(c.filtered, secretOpts, argv)
 	}
 	if err := ocibundle.WriteProcess(p, c.bundle.Process(argv, env, cwd)); err != nil {
 		return "", err
@@ -186,3 +211,22 @@ func mergeEnv(base, extra []string) []string {
 
 // removeQuietly deletes a file whose absence is fine.
 func removeQuietly(p string) { _ = os.Remove(p) }
+
+// viaHelper reports whether an exec starts through the exec helper.
+func (c *Container) viaHelper(secrets bool) bool { return c.helper && (c.filtered || secrets) }
+
+// useImage unpacks (or finds in the cache) the image layout and makes it
+// the container's root: the image's environment under the spec's, and
+// kavach's own init (an image may have no shell).
+func (c *Container) useImage(ctx context.Context, layout string, cfg *ocibundle.Config) error {
+	img, err := ocibundle.UnpackImage(ctx, layout, ImageCacheDir())
+	if err != nil {
+		return err
+	}
+	spec := *c.spec
+	spec.Env = mergeEnv(img.Env, c.spec.Env)
+	c.spec, c.image = &spec, img
+	cfg.RootFS, cfg.Env, cfg.Args = img.RootFS, spec.Env, []string{imageInitPath}
+	cfg.Policy = &c.spec.Policy
+	return nil
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -27,6 +29,8 @@ const cgroupParent = "/kavach-oci"
 type Driver struct {
 	name  backend.Name
 	kinds []Kind
+	// image is an OCI image layout used as every container's root.
+	image string
 
 	mu    sync.Mutex
 	rt    *Runtime
@@ -38,6 +42,17 @@ type Driver struct {
 func NewDriver(name backend.Name, kinds ...Kind) *Driver {
 	return &Driver{name: name, kinds: kinds}
 }
+
+// WithImage makes every container of d run on the root of the OCI image
+// layout at layout (unpacked once into ImageCacheDir) instead of the
+// host's system view, and returns d. Call it before the first Create.
+func (d *Driver) WithImage(layout string) *Driver {
+	d.image = layout
+	return d
+}
+
+// ImageCacheDir holds unpacked image roots, one per manifest digest.
+func ImageCacheDir() string { return filepath.Join(StateDir(), "images") }
 
 // Info describes the backend.
 func (d *Driver) Info() backend.Info {
@@ -93,14 +108,19 @@ func (d *Driver) Runtime() *Runtime {
 }
 
 // Capabilities are the layers a container backend enforces: any seccomp
-// profile, a read-only root, no network; resource limits when kavach runs
-// as root (cgroups). There is no egress proxy yet.
+// profile, a read-only root, no network; resource limits and the egress
+// allowlist when kavach runs as root (cgroups; entering the container's
+// network namespace). runsc cannot serve the allowlist (see egress.go).
 func (d *Driver) Capabilities() score.Layers {
 	c := backend.FullCapabilities()
-	c.NetworkAllowlist = false
-	if rt := d.Runtime(); rt != nil && rt.rootless {
+	rootless := os.Geteuid() != 0
+	if rt := d.Runtime(); rt != nil {
+		rootless = rt.rootless
+	}
+	if rootless {
 		c.Limits = false
 	}
+	c.NetworkAllowlist = !rootless && !slices.Contains(d.kinds, Runsc) && hasCapSysAdmin()
 	return c
 }
 
@@ -123,12 +143,28 @@ func (d *Driver) Create(ctx context.Context, spec *backend.Spec) (backend.Instan
 	}
 	c := &Container{rt: rt, id: ContainerID(spec.ID), spec: spec}
 	cfg := bundleConfig(rt, c, filter)
-	if needsHelper(rt, filter) {
-		extra, err := helperMounts(cfg.Dir)
-		if err != nil {
+	if d.image != "" {
+		if err := c.useImage(ctx, d.image, cfg); err != nil {
 			return nil, fmt.Errorf("%s: %w", d.name, err)
 		}
-		cfg.Extra, c.helper = extra, true
+	}
+	if wantsAllowlist(p) {
+		if c.allowlistLost = allowlistUnsupported(rt); c.allowlistLost == "" {
+			extra, err := c.setupProxy(cfg.Dir)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", d.name, err)
+			}
+			cfg.Extra = append(cfg.Extra, extra...)
+		}
+	}
+	c.filtered, c.helper = filter != nil, needsHelper(rt)
+	if c.helper || c.image != nil {
+		extra, err := helperMounts(cfg.Dir)
+		if err != nil {
+			c.closeProxy()
+			return nil, fmt.Errorf("%s: %w", d.name, err)
+		}
+		cfg.Extra = append(cfg.Extra, extra...)
 	}
 	if err := c.start(ctx, cfg); err != nil {
 		derr := c.Destroy(context.WithoutCancel(ctx))
@@ -150,11 +186,10 @@ func bundleConfig(rt *Runtime, c *Container, filter *specs.LinuxSeccomp) *ocibun
 	return cfg
 }
 
-// needsHelper reports whether exec'd commands must load the seccomp filter
-// themselves (see seccompexec.go).
-func needsHelper(rt *Runtime, filter *specs.LinuxSeccomp) bool {
-	return rt.kind == Runsc && filter != nil
-}
+// needsHelper reports whether the exec helper is mounted: in every gVisor
+// container, where exec'd commands load the seccomp filter and receive
+// secret descriptors through it (see seccompexec.go).
+func needsHelper(rt *Runtime) bool { return rt.kind == Runsc }
 
 func seccompModifier(profile string) string {
 	if profile == policy.SeccompBasic {
@@ -171,8 +206,12 @@ func enforcement(c *Container, asked score.Layers, filtered bool, enf backend.En
 	if filtered {
 		got.Seccomp = p.Seccomp
 	}
-	if asked.NetworkAllowlist {
-		enf.Lost[score.ModNetworkAllowlist] = "no egress proxy for container backends yet: the network is off instead"
+	switch {
+	case asked.NetworkAllowlist && c.proxyLn != nil:
+		got.NetworkAllowlist = true
+		enf.Notes = append(enf.Notes, "egress proxy on 127.0.0.1:3128 inside the container's network namespace")
+	case asked.NetworkAllowlist:
+		enf.Lost[score.ModNetworkAllowlist] = c.allowlistLost
 	}
 	if asked.Limits {
 		if why := c.limitsMissing(); why != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -31,10 +32,12 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	if err := c.brokenErr(); err != nil {
 		return nil, err
 	}
-	if len(req.Files) > 0 {
-		return nil, fmt.Errorf("exec: %w: extra inherited descriptors are not supported by %s", backend.ErrUnavailable, c.rt.kind)
+	in, err := c.execInput(req)
+	if err != nil {
+		return nil, err
 	}
-	proc, err := c.processFile(req.Argv, mergeEnv(c.spec.Env, req.Env), workdir(req, &c.spec.Policy))
+	defer in.pipes.close()
+	proc, err := c.processFile(req.Argv, mergeEnv(mergeEnv(c.spec.Env, c.proxyEnv()), req.Env), workdir(req, &c.spec.Policy), in.helperOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +45,8 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	stdout, stderr := capture.New(req.MaxOutput), capture.New(req.MaxOutput)
 	oomBefore := c.oomKills()
 	start := time.Now()
-	cmd, err := c.rt.Exec(c.id, proc, req.Stdin, stdout, stderr)
+	cmd, err := c.rt.Exec(c.id, proc, in.stdin, stdout, stderr, in.pipes.child)
+	in.pipes.started()
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +61,31 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	if cancelled {
 		return nil, fmt.Errorf("exec: %w", ctx.Err())
 	}
-	return out, c.classify(ctx, cmd, out, timedOut, c.oomKills() > oomBefore, req.Argv[0])
+	return out, c.classify(ctx, cmd, out, timedOut, c.oomKills() > oomBefore, req.Argv[0], c.viaHelper(len(in.helperOpts) > 0))
+}
+
+// execInput is how one exec receives its stdin and secret descriptors.
+type execInput struct {
+	stdin      io.Reader
+	pipes      *secretPipes // crun, runc: passed with --preserve-fds
+	helperOpts []string     // runsc: installed by the exec helper
+}
+
+func (c *Container) execInput(req *backend.ExecRequest) (*execInput, error) {
+	fds, err := secretTargets(req.Files, c.helper)
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	in := &execInput{stdin: req.Stdin, pipes: &secretPipes{}}
+	if c.helper {
+		opts, head := helperSecrets(req.Files, fds)
+		in.helperOpts, in.stdin = opts, withHead(head, req.Stdin)
+		return in, nil
+	}
+	if in.pipes, err = newSecretPipes(req.Files, fds); err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	return in, nil
 }
 
 // workdir is the exec's current directory.
@@ -150,12 +178,12 @@ func (c *Container) killFromHost(ctx context.Context) error {
 // sandbox user: gVisor's kernel delivers it to every process of the
 // container but init and the killer, atomically with respect to fork.
 func (c *Container) killInside(ctx context.Context) error {
-	proc, err := c.processFile([]string{"/bin/sh", "-c", "kill -KILL -1"}, []string{"PATH=/usr/bin:/bin"}, "/")
+	proc, err := c.processFile([]string{"/bin/sh", "-c", "kill -KILL -1"}, []string{"PATH=/usr/bin:/bin"}, "/", nil)
 	if err != nil {
 		return err
 	}
 	defer removeQuietly(proc)
-	cmd, err := c.rt.Exec(c.id, proc, nil, nil, nil)
+	cmd, err := c.rt.Exec(c.id, proc, nil, nil, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -188,7 +216,7 @@ func (c *Container) usage(cmd *exec.Cmd, out *backend.ExecOutput) {
 }
 
 // classify turns the runtime's exit status into kavach's result.
-func (c *Container) classify(ctx context.Context, cmd *exec.Cmd, out *backend.ExecOutput, timedOut, oom bool, name string) error {
+func (c *Container) classify(ctx context.Context, cmd *exec.Cmd, out *backend.ExecOutput, timedOut, oom bool, name string, helped bool) error {
 	code := -1
 	if cmd.ProcessState != nil {
 		code = cmd.ProcessState.ExitCode()
@@ -201,7 +229,7 @@ func (c *Container) classify(ctx context.Context, cmd *exec.Cmd, out *backend.Ex
 	case timedOut:
 		out.Status, out.ExitCode, out.Signal = backend.StatusTimeout, 128+int(syscall.SIGKILL), int(syscall.SIGKILL)
 		return nil
-	case (code == c.rt.failureCode() || c.helper && (code == 126 || code == 127)) && c.startFailure(out, name, code):
+	case (code == c.rt.failureCode() || helped && (code == 126 || code == 127)) && c.startFailure(out, name, code):
 		return nil
 	case code == c.rt.failureCode() && isRuntimeError(c.rt.kind, string(out.Stderr)):
 		msg := lastLine(string(out.Stderr))

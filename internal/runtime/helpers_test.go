@@ -60,12 +60,18 @@ func testPolicy() policy.Policy {
 // leftover checks.
 func newContainer(t *testing.T, k Kind, p policy.Policy) *Container {
 	t.Helper()
+	return newContainerSpec(t, k, &backend.Spec{Policy: p, Env: testEnv})
+}
+
+// newContainerSpec is newContainer with a full spec; the id is generated.
+func newContainerSpec(t *testing.T, k Kind, spec *backend.Spec) *Container {
+	t.Helper()
 	d := NewDriver(backend.OCI, k)
 	if k == Runsc {
 		d = NewDriver(backend.GVisor, k)
 	}
-	name := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "_").Replace(t.Name()), seq.Add(1))
-	inst, err := d.Create(context.Background(), &backend.Spec{ID: name, Policy: p, Env: testEnv})
+	spec.ID = fmt.Sprintf("%s-%d", strings.NewReplacer("/", "_").Replace(t.Name()), seq.Add(1))
+	inst, err := d.Create(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}

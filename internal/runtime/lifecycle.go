@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -52,10 +53,18 @@ func (r *Runtime) Run(ctx context.Context, id, bundle string, network bool) erro
 // Exec starts process (a JSON file, see ocibundle.WriteProcess) in a
 // running container with the given standard streams, and returns the
 // started runtime process; the caller waits for it. The exit status of the
-// runtime process is the payload's (see ExitStatus).
-func (r *Runtime) Exec(id, process string, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, error) {
-	cmd := r.command(nil, "exec", "--process", process, id)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+// runtime process is the payload's. extra become the payload's fds 3, 4, …
+// (--preserve-fds; crun and runc only).
+func (r *Runtime) Exec(id, process string, stdin io.Reader, stdout, stderr io.Writer, extra []*os.File) (*exec.Cmd, error) {
+	args := []string{"exec", "--process", process, id}
+	if len(extra) > 0 {
+		if r.kind == Runsc {
+			return nil, fmt.Errorf("%s exec: %w: no --preserve-fds", r.kind, ErrSecretFD)
+		}
+		args = []string{"exec", "--preserve-fds", strconv.Itoa(len(extra)), "--process", process, id}
+	}
+	cmd := r.command(nil, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = stdin, stdout, stderr, extra
 	if err := r.start(cmd); err != nil {
 		return nil, fmt.Errorf("%s exec: %w", r.kind, err)
 	}

@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach/internal/reexec"
 	"github.com/kavach-sandbox/kavach/internal/seccomp"
@@ -21,7 +23,8 @@ import (
 // only to the container's init and its descendants; processes started
 // with "runsc exec" run unfiltered. kavach therefore starts every exec'd
 // command in gVisor through a helper: its own binary, bound read-only into
-// the container, which loads the same filter and then execs the command.
+// every gVisor container, which loads the same filter (and installs secret
+// descriptors, see secretfds.go) and then execs the command.
 const (
 	helperDir  = "/.kavach"
 	helperPath = helperDir + "/kavach-oci-exec" // also the reexec entry name
@@ -32,14 +35,58 @@ const (
 
 func init() { reexec.Register(helperPath, helperMain) }
 
-// helperMain runs inside the container: load the filter, exec argv[1:].
+// helperMain runs inside the container. os.Args[1] is its options, comma
+// separated: "seccomp" (load the filter) and "fd=N:LEN" (a secret
+// descriptor, see secretfds.go), or "-"; os.Args[2:] is the command.
 // Failing to start the command is reported like the runtimes do: one line
-// on stderr, exit 127 (not found) or 126 (cannot execute).
+// on stderr, exit 127 (not found) or 126 (cannot execute). It uses raw
+// system calls for files so that Go's poller never opens descriptors that
+// a secret's number could collide with.
 func helperMain() {
-	if len(os.Args) < 2 {
+	if len(os.Args) < 3 {
 		helperFail(126, "no command")
 	}
-	data, err := os.ReadFile(filterPath)
+	var prog *seccomp.Program
+	var secrets []helperFD
+	for _, opt := range strings.Split(os.Args[1], ",") {
+		switch {
+		case opt == "-":
+		case opt == "seccomp":
+			prog = loadFilter()
+		case strings.HasPrefix(opt, "fd="):
+			s, err := parseHelperFD(opt)
+			if err != nil {
+				helperFail(126, err.Error())
+			}
+			secrets = append(secrets, s)
+		default:
+			helperFail(126, "unknown option "+opt)
+		}
+	}
+	if err := installSecrets(secrets); err != nil {
+		helperFail(126, "secret descriptors: "+err.Error())
+	}
+	argv := os.Args[2:]
+	path, err := exec.LookPath(argv[0])
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		helperFail(126, "permission denied: "+argv[0])
+	case err != nil:
+		helperFail(127, "executable file not found: "+argv[0])
+	}
+	goruntime.LockOSThread()
+	if prog != nil {
+		if err := prog.Load(); err != nil {
+			helperFail(126, err.Error())
+		}
+	}
+	err = syscall.Exec(path, argv, os.Environ())
+	helperFail(126, "permission denied: "+argv[0]+": "+err.Error())
+}
+
+// loadFilter reads and decodes the compiled filter.
+func loadFilter() *seccomp.Program {
+	data, err := readRaw(filterPath)
 	if err != nil {
 		helperFail(126, "read filter: "+err.Error())
 	}
@@ -47,19 +94,44 @@ func helperMain() {
 	if err != nil {
 		helperFail(126, "decode filter: "+err.Error())
 	}
-	path, err := exec.LookPath(os.Args[1])
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		helperFail(126, "permission denied: "+os.Args[1])
-	case err != nil:
-		helperFail(127, "executable file not found: "+os.Args[1])
+	return prog
+}
+
+// readRaw reads a small file with plain system calls.
+func readRaw(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
 	}
-	goruntime.LockOSThread()
-	if err := prog.Load(); err != nil {
-		helperFail(126, err.Error())
+	defer unix.Close(fd)
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
 	}
-	err = syscall.Exec(path, os.Args[1:], os.Environ())
-	helperFail(126, "permission denied: "+os.Args[1]+": "+err.Error())
+}
+
+// helperArgs is the argv of a command started through the helper.
+func helperArgs(filtered bool, secretOpts, argv []string) []string {
+	opts := secretOpts
+	if filtered {
+		opts = append([]string{"seccomp"}, opts...)
+	}
+	o := "-"
+	if len(opts) > 0 {
+		o = strings.Join(opts, ",")
+	}
+	return append([]string{helperPath, o}, argv...)
 }
 
 func helperFail(code int, msg string) {
@@ -81,23 +153,25 @@ func helperMounts(bundleDir string) ([]specs.Mount, error) {
 	}, nil
 }
 
-// prepareHelper writes the compiled filter and the helper's mount point
-// into the bundle.
-func prepareHelper(bundleDir string, p *policy.Policy) error {
-	prog, err := seccomp.Compile(seccomp.Profile(p.Seccomp), p.SeccompAllow)
-	if err != nil {
-		return fmt.Errorf("seccomp helper: %w", err)
-	}
-	data, err := prog.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("seccomp helper: %w", err)
-	}
+// prepareHelper writes the compiled filter (when filtered) and the
+// helper's mount point into the bundle.
+func prepareHelper(bundleDir string, p *policy.Policy, filtered bool) error {
 	dir := filepath.Join(bundleDir, "kavach")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("seccomp helper: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "seccomp.bpf"), data, 0o644); err != nil {
-		return fmt.Errorf("seccomp helper: %w", err)
+	if filtered {
+		prog, err := seccomp.Compile(seccomp.Profile(p.Seccomp), p.SeccompAllow)
+		if err != nil {
+			return fmt.Errorf("seccomp helper: %w", err)
+		}
+		data, err := prog.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("seccomp helper: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "seccomp.bpf"), data, 0o644); err != nil {
+			return fmt.Errorf("seccomp helper: %w", err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "kavach-oci-exec"), nil, 0o755); err != nil {
 		return fmt.Errorf("seccomp helper: %w", err)

@@ -1,0 +1,193 @@
+package runtime
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/egress"
+	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
+)
+
+// egressContainer creates an allowlist container whose proxy resolves the
+// test names through names (to loopback upstreams the test runs).
+func egressContainer(t *testing.T, k Kind, allow []string, names map[string]string, e backend.Egress) (*Container, *eventLog) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	p := testPolicy()
+	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: allow}
+	log := &eventLog{}
+	if e.Resolve == nil {
+		e.Resolve = func(_ context.Context, host string) ([]netip.Addr, error) {
+			if a, ok := names[host]; ok {
+				return []netip.Addr{netip.MustParseAddr(a)}, nil
+			}
+			return nil, fmt.Errorf("no such host %s", host)
+		}
+	}
+	e.AllowPrivate = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	e.OnEvent = log.add
+	c := newContainerSpec(t, k, &backend.Spec{Policy: p, Env: testEnv, Egress: e})
+	if !c.Enforcement().Layers.NetworkAllowlist {
+		t.Fatalf("allowlist not reported as enforced: %v", c.Enforcement().Lost)
+	}
+	return c, log
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []egress.Event
+}
+
+func (l *eventLog) add(e egress.Event) { l.mu.Lock(); l.events = append(l.events, e); l.mu.Unlock() }
+
+func (l *eventLog) count(kind string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.events {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// upstream serves body plus the Authorization header it received.
+func upstream(t *testing.T, body string) (addr, port string) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s auth=%s", body, r.Header.Get("Authorization"))
+	}))
+	t.Cleanup(srv.Close)
+	addr = srv.Listener.Addr().String()
+	return addr, addr[strings.LastIndexByte(addr, ':')+1:]
+}
+
+// ociKinds runs f for crun and runc (the runtimes that serve the proxy).
+func ociKinds(t *testing.T, f func(t *testing.T, k Kind)) {
+	t.Helper()
+	for _, k := range []Kind{Crun, Runc} {
+		t.Run(string(k), func(t *testing.T) {
+			requireRuntime(t, k)
+			f(t, k)
+		})
+	}
+}
+
+func TestAllowlistThroughProxy(t *testing.T) {
+	addr, port := upstream(t, "upstream-ok")
+	ociKinds(t, func(t *testing.T, k Kind) {
+		c, log := egressContainer(t, k, []string{"api.allowed.test:" + port, "meta.allowed.test:" + port},
+			map[string]string{"api.allowed.test": "127.0.0.1", "other.test": "127.0.0.1", "meta.allowed.test": "169.254.169.254"},
+			backend.Egress{})
+		if got := sh(t, c, "curl -sS -m 5 http://api.allowed.test:"+port+"/"); !strings.Contains(got, "upstream-ok") {
+			t.Fatalf("allowed host through curl: %q", got)
+		}
+		py := "import urllib.request; print(urllib.request.urlopen('http://api.allowed.test:" + port + "/', timeout=5).read().decode())"
+		if out := run(t, c, "python3", "-c", py); out.ExitCode != 0 || !strings.Contains(string(out.Stdout), "upstream-ok") {
+			t.Fatalf("allowed host through python: %q %q", out.Stdout, out.Stderr)
+		}
+		out := run(t, c, "curl", "-sS", "-m", "5", "http://other.test:"+port+"/")
+		if !strings.Contains(string(out.Stdout), "kavach egress: host not in allowlist") {
+			t.Fatalf("other host not refused by the proxy: %q %q", out.Stdout, out.Stderr)
+		}
+		out = run(t, c, "curl", "-sS", "-m", "5", "http://meta.allowed.test:"+port+"/")
+		if strings.Contains(string(out.Stdout), "upstream-ok") || !strings.Contains(string(out.Stdout), "kavach egress") {
+			t.Fatalf("allowed name resolving to the metadata address let through: %q", out.Stdout)
+		}
+		for _, direct := range []string{
+			"curl -sS -m 3 --noproxy '*' http://" + addr + "/",
+			"python3 -c \"import socket; socket.create_connection(('127.0.0.1', " + port + "), timeout=3)\"",
+			"python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('1.1.1.1', 53))\"",
+			"getent hosts example.com",
+		} {
+			if out := run(t, c, "sh", "-c", direct); out.ExitCode == 0 {
+				t.Errorf("direct route worked: %s: %q", direct, out.Stdout)
+			}
+		}
+		if log.count(egress.KindAllow) == 0 || log.count(egress.KindDeny) < 2 {
+			t.Fatalf("events: %d allow, %d deny", log.count(egress.KindAllow), log.count(egress.KindDeny))
+		}
+	})
+}
+
+func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
+	_, port := upstream(t, "bound")
+	secret := "ghp_realSecretValue0123456789abcdefABCD"
+	placeholder := egress.GeneratePlaceholder([]byte(secret))
+	bound, _ := egress.ParseRule("api.allowed.test:" + port)
+	ociKinds(t, func(t *testing.T, k Kind) {
+		c, log := egressContainer(t, k, []string{"api.allowed.test:" + port, "other.allowed.test:" + port},
+			map[string]string{"api.allowed.test": "127.0.0.1", "other.allowed.test": "127.0.0.1"},
+			backend.Egress{Substitutions: []egress.Substitution{{Placeholder: placeholder, Secret: []byte(secret), Hosts: []egress.Rule{bound}}}})
+		req := &backend.ExecRequest{Argv: []string{"sh", "-c",
+			`echo "env holds: $TOKEN"; curl -sS -m 5 -H "Authorization: Bearer $TOKEN" http://api.allowed.test:` + port + `/; echo; ` +
+				`curl -sS -m 5 -H "Authorization: Bearer $TOKEN" http://other.allowed.test:` + port + `/; echo; echo "$SSL_CERT_FILE"`},
+			Env: []string{"TOKEN=" + placeholder}, Timeout: 20 * time.Second, MaxOutput: 1 << 16}
+		stdout := string(runReq(t, c, req).Stdout)
+		lines := strings.Split(stdout, "\n")
+		if len(lines) < 4 || lines[0] != "env holds: "+placeholder || lines[1] != "bound auth=Bearer "+secret {
+			t.Fatalf("stdout %q", lines)
+		}
+		if strings.Contains(lines[2], secret) || strings.Contains(lines[2], "bound auth") || log.count(egress.KindLeak) == 0 {
+			t.Fatalf("placeholder to another host not blocked: %q (leak events %d)", lines[2], log.count(egress.KindLeak))
+		}
+		if !strings.HasSuffix(stdout, "\n/etc/ssl/certs/ca-certificates.crt\n") {
+			t.Errorf("SSL_CERT_FILE not set to the extended trust store: %q", stdout)
+		}
+	})
+}
+
+func TestSecretSubstitutedOverTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls auth=%s", r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	port := fmt.Sprint(srv.Listener.Addr().(*net.TCPAddr).Port)
+	secret := "sk_live_0123456789abcdefGHIJKLMNOP"
+	placeholder := egress.GeneratePlaceholder([]byte(secret))
+	bound, _ := egress.ParseRule("example.com:" + port)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate()) // httptest's certificate names example.com
+	ociKinds(t, func(t *testing.T, k Kind) {
+		c, _ := egressContainer(t, k, []string{"example.com:" + port}, map[string]string{"example.com": "127.0.0.1"},
+			backend.Egress{UpstreamRoots: roots,
+				Substitutions: []egress.Substitution{{Placeholder: placeholder, Secret: []byte(secret), Hosts: []egress.Rule{bound}}}})
+		req := &backend.ExecRequest{Argv: []string{"sh", "-c", `curl -sS -m 5 -H "Authorization: Bearer $TOKEN" https://example.com:` + port + `/`},
+			Env: []string{"TOKEN=" + placeholder}, Timeout: 20 * time.Second, MaxOutput: 1 << 16}
+		out := runReq(t, c, req)
+		if got := string(out.Stdout); out.ExitCode != 0 || got != "tls auth=Bearer "+secret {
+			t.Fatalf("stdout %q stderr %q", got, out.Stderr)
+		}
+	})
+}
+
+// TestAllowlistLostUnderGVisor: runsc reports the layer lost, with its
+// reason, and the network is off.
+func TestAllowlistLostUnderGVisor(t *testing.T) {
+	requireRuntime(t, Runsc)
+	p := testPolicy()
+	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"example.com"}}
+	c := newContainer(t, Runsc, p)
+	enf := c.Enforcement()
+	if enf.Layers.NetworkAllowlist || !strings.Contains(enf.Lost[score.ModNetworkAllowlist], "netstack") {
+		t.Fatalf("enforcement %+v", enf)
+	}
+	if out := run(t, c, "sh", "-c", "env | grep -i proxy"); out.ExitCode == 0 {
+		t.Errorf("proxy variables without a proxy: %q", out.Stdout)
+	}
+}
