@@ -261,28 +261,38 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
-// leakScan returns a check of the first bytes a client sends into an opaque
-// tunnel: any credential placeholder there is a leak.
+// leakScan returns a check of everything a client sends into an opaque
+// tunnel: any credential placeholder there is a leak. It keeps the last
+// bytes of each chunk so that a placeholder split across reads is found.
 func (s *session) leakScan(method string, t target) func([]byte) error {
 	if len(s.p.subs) == 0 {
 		return nil
 	}
+	keep := 0
+	for _, sub := range s.p.subs {
+		keep = max(keep, len(sub.placeholder)-1)
+	}
+	var window []byte
 	return func(b []byte) error {
+		window = append(window, b...)
 		for _, sub := range s.p.subs {
-			if bytes.Contains(b, []byte(sub.placeholder)) {
+			if bytes.Contains(window, []byte(sub.placeholder)) {
 				err := fmt.Errorf("%w: %s", ErrCredentialLeak, t)
 				s.report(method, t, err)
 				return err
 			}
+		}
+		if len(window) > keep {
+			window = append(window[:0], window[len(window)-keep:]...)
 		}
 		return nil
 	}
 }
 
 // relay copies between the client and up until both directions end, the
-// session is cancelled, or first rejects the client's first bytes. prefix is
+// session is cancelled, or check rejects what the client sends. prefix is
 // sent upstream before anything else.
-func (s *session) relay(up net.Conn, prefix []byte, first func([]byte) error) {
+func (s *session) relay(up net.Conn, prefix []byte, check func([]byte) error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -292,7 +302,7 @@ func (s *session) relay(up net.Conn, prefix []byte, first func([]byte) error) {
 		closeWrite(s.conn)
 	}()
 	if _, err := up.Write(prefix); err == nil {
-		if err := copyStream(up, s.rr.br, first); err != nil {
+		if err := copyStream(up, s.rr.br, check); err != nil {
 			s.cancel() // a rejected or broken stream ends both directions
 		}
 	}
@@ -306,20 +316,19 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// copyStream copies src to dst through a pooled buffer; first, when set,
-// checks the first chunk before it is forwarded.
-func copyStream(dst io.Writer, src io.Reader, first func([]byte) error) error {
+// copyStream copies src to dst through a pooled buffer; check, when set,
+// sees each chunk before it is forwarded.
+func copyStream(dst io.Writer, src io.Reader, check func([]byte) error) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
-			if first != nil {
-				if err := first(buf[:n]); err != nil {
+			if check != nil {
+				if err := check(buf[:n]); err != nil {
 					return err
 				}
-				first = nil
 			}
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return err

@@ -11,33 +11,44 @@ import (
 // applyCredentials enforces the credential bindings on a request to t: a
 // placeholder bound to t is replaced by its secret, a placeholder not bound
 // to t blocks the request as a leak, and header rules for t set their
-// headers. Placeholders are looked for in header values (including inside
-// "Basic" credentials), the URL path, query and user info. Bodies are
-// neither searched nor rewritten.
-func (p *Proxy) applyCredentials(req *http.Request, t target) error {
+// headers. Secrets go only into header values (including inside "Basic"
+// credentials), and only over https: a placeholder in the URL or over plain
+// http is refused, because the secret would travel in clear text or be
+// echoed back by the server. Bodies are neither searched nor rewritten.
+// It returns the substitutions made, so that the response can be cleaned.
+func (p *Proxy) applyCredentials(req *http.Request, t target, scheme string) ([]substitution, error) {
 	var bound []substitution
 	for _, s := range p.subs {
-		if !requestContains(req, s.placeholder) {
+		inHeaders, inURL := headersContain(req, s.placeholder), urlContains(req, s.placeholder)
+		if !inHeaders && !inURL {
 			continue
 		}
 		if !anyMatch(s.hosts, t) {
-			return fmt.Errorf("%w: %s", ErrCredentialLeak, t)
+			return nil, fmt.Errorf("%w: %s", ErrCredentialLeak, t)
+		}
+		if inURL || scheme != "https" {
+			return nil, fmt.Errorf("%w: %s (%s)", ErrCredentialChannel, t, scheme)
 		}
 		bound = append(bound, s)
 	}
 	for _, s := range bound {
 		substitute(req, s)
 	}
+	if len(bound) > 0 {
+		// The response is checked for the secrets: it must not be compressed.
+		req.Header.Set("Accept-Encoding", "identity")
+	}
 	for _, h := range p.cfg.Headers {
 		if anyMatch(h.Hosts, t) {
 			req.Header.Set(h.Header, h.Value)
 		}
 	}
-	return nil
+	return bound, nil
 }
 
-// requestContains reports whether ph occurs anywhere substitute looks.
-func requestContains(req *http.Request, ph string) bool {
+// headersContain reports whether ph occurs in a header name or value,
+// also inside "Basic" credentials.
+func headersContain(req *http.Request, ph string) bool {
 	for name, vs := range req.Header {
 		if strings.Contains(name, ph) {
 			return true
@@ -48,6 +59,11 @@ func requestContains(req *http.Request, ph string) bool {
 			}
 		}
 	}
+	return false
+}
+
+// urlContains reports whether ph occurs in the URL's path, query or user info.
+func urlContains(req *http.Request, ph string) bool {
 	u := req.URL
 	if unescaped, err := url.QueryUnescape(u.RawQuery); err == nil && strings.Contains(unescaped, ph) {
 		return true
@@ -56,28 +72,18 @@ func requestContains(req *http.Request, ph string) bool {
 		strings.Contains(u.Path, ph) || u.User != nil && strings.Contains(u.User.String(), ph)
 }
 
-// substitute replaces s.placeholder with s.secret in req's headers and URL.
+// requestContains reports whether ph occurs anywhere in the request line or headers.
+func requestContains(req *http.Request, ph string) bool {
+	return headersContain(req, ph) || urlContains(req, ph)
+}
+
+// substitute replaces s.placeholder with s.secret in req's header values.
 func substitute(req *http.Request, s substitution) {
 	for name, vs := range req.Header {
 		for i, v := range vs {
 			vs[i] = substituteValue(v, s)
 		}
 		req.Header[name] = vs
-	}
-	u := req.URL
-	escaped := escapeAll(s.secret)
-	u.RawQuery = strings.ReplaceAll(u.RawQuery, s.placeholder, escaped)
-	if p := u.EscapedPath(); strings.Contains(p, s.placeholder) {
-		u.RawPath = strings.ReplaceAll(p, s.placeholder, escaped)
-		u.Path, _ = url.PathUnescape(u.RawPath) // escapeAll output always unescapes
-	}
-	if u.User != nil {
-		name := strings.ReplaceAll(u.User.Username(), s.placeholder, s.secret)
-		if pw, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(name, strings.ReplaceAll(pw, s.placeholder, s.secret))
-		} else {
-			u.User = url.User(name)
-		}
 	}
 }
 

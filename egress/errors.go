@@ -23,6 +23,10 @@ var (
 	ErrHostMismatch = errors.New("host mismatch")
 	// ErrCredentialLeak reports a credential placeholder sent to a host it is not bound to.
 	ErrCredentialLeak = errors.New("credential placeholder sent to a host it is not bound to")
+	// ErrCredentialChannel reports a placeholder for a bound host where the
+	// proxy will not put the secret: over plain http (anyone on the path
+	// would read it), or in the URL (servers echo paths and queries back).
+	ErrCredentialChannel = errors.New("secrets are only substituted in request headers over https")
 	// ErrHeaderTooLarge reports a request whose header exceeds Config.MaxHeaderBytes.
 	ErrHeaderTooLarge = errors.New("request header too large")
 	// ErrTooManyConns reports a connection refused because Config.MaxConns are active.

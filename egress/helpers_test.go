@@ -104,6 +104,11 @@ func (u *upstream) handle(w http.ResponseWriter, r *http.Request) {
 	u.reqs = append(u.reqs, seen{Host: r.Host, URL: r.URL.String(), Authorization: r.Header.Get("Authorization"), Header: r.Header.Clone()})
 	u.mu.Unlock()
 	io.Copy(io.Discard, r.Body)
+	if r.URL.Path == "/echo" { // a server that reflects what it was sent
+		w.Header().Set("X-Echo", r.Header.Get("Authorization"))
+		fmt.Fprintf(w, "you sent %s", r.Header.Get("Authorization"))
+		return
+	}
 	fmt.Fprintf(w, "upstream says hi to %s", r.URL.Path)
 }
 

@@ -53,7 +53,7 @@ func (s *session) handleRequest(w io.Writer, req *http.Request, tun *tunnel) boo
 		s.deny(w, req.Method, t, err)
 		return false
 	}
-	out, body, err := s.p.prepare(req, t, scheme)
+	out, body, subs, err := s.p.prepare(req, t, scheme)
 	if err != nil {
 		s.deny(w, req.Method, t, err)
 		return false
@@ -71,6 +71,12 @@ func (s *session) handleRequest(w io.Writer, req *http.Request, tun *tunnel) boo
 		return false
 	}
 	defer resp.Body.Close()
+	if len(subs) > 0 {
+		if err := unsubstitute(resp, subs); err != nil {
+			s.deny(w, req.Method, t, err)
+			return false
+		}
+	}
 	s.allow(req.Method, t, "forward "+scheme)
 	if err := writeResponse(w, resp, req.Close); err != nil {
 		return false
@@ -146,9 +152,9 @@ func removeHopHeaders(h http.Header) {
 
 // prepare checks req against the allowlist and the credential bindings and
 // returns the request to send upstream.
-func (p *Proxy) prepare(req *http.Request, t target, scheme string) (*http.Request, *bodyTracker, error) {
+func (p *Proxy) prepare(req *http.Request, t target, scheme string) (*http.Request, *bodyTracker, []substitution, error) {
 	if !anyMatch(p.cfg.Allow, t) {
-		return nil, nil, fmt.Errorf("%w: %s", ErrHostNotAllowed, t)
+		return nil, nil, nil, fmt.Errorf("%w: %s", ErrHostNotAllowed, t)
 	}
 	out := req.Clone(req.Context())
 	out.RequestURI = ""
@@ -162,8 +168,9 @@ func (p *Proxy) prepare(req *http.Request, t target, scheme string) (*http.Reque
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = []string{""} // stops the transport adding its own
 	}
-	if err := p.applyCredentials(out, t); err != nil {
-		return nil, nil, err
+	subs, err := p.applyCredentials(out, t, scheme)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	body := &bodyTracker{ReadCloser: req.Body}
 	if req.Body == nil || req.Body == http.NoBody {
@@ -171,7 +178,7 @@ func (p *Proxy) prepare(req *http.Request, t target, scheme string) (*http.Reque
 	} else {
 		out.Body = body
 	}
-	return out, body, nil
+	return out, body, subs, nil
 }
 
 // bodyTracker records whether a request body was read to its end, and
