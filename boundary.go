@@ -93,7 +93,7 @@ func (s *Sandbox) applyGate(ctx context.Context, res *Result, stdout, stderr []b
 			rep.Verdict = gate.VerdictBlock // nowhere to keep it: withhold for good
 			break
 		}
-		item, err := s.cfg.Quarantine.Put(ctx, s.id, rep.Findings, map[string][]byte{"stdout": stdout, "stderr": stderr})
+		item, err := s.cfg.Quarantine.Put(ctx, s.id, rep.Findings, map[string][]byte{"stdout": s.scrub(stdout), "stderr": s.scrub(stderr)})
 		if err != nil {
 			rep.Verdict = gate.VerdictBlock
 			s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"error": "quarantine: " + err.Error()}})
@@ -106,6 +106,15 @@ func (s *Sandbox) applyGate(ctx context.Context, res *Result, stdout, stderr []b
 	res.Gate = rep
 	s.emit(lifecycle.Event{Type: lifecycle.EventGate, Details: map[string]any{
 		"verdict": string(rep.Verdict), "findings": rep.Findings, "quarantine_id": rep.QuarantineID}})
+}
+
+// scrub removes registered secrets from bytes about to be kept on disk
+// (quarantine): a secret is never written to a file, even for review.
+func (s *Sandbox) scrub(b []byte) []byte {
+	if s.redact == nil {
+		return b
+	}
+	return s.redact(b)
 }
 
 // auditHook appends every event of the sandbox to the audit chain. Event
@@ -251,7 +260,7 @@ func (s *Sandbox) Export(ctx context.Context, path string) (*Exported, error) {
 			rep.Verdict = gate.VerdictBlock
 			break
 		}
-		item, err := s.cfg.Quarantine.Put(ctx, s.id, rep.Findings, map[string][]byte{"file:" + path: data})
+		item, err := s.cfg.Quarantine.Put(ctx, s.id, rep.Findings, map[string][]byte{"file:" + path: s.scrub(data)})
 		if err != nil {
 			rep.Verdict = gate.VerdictBlock
 			break

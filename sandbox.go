@@ -28,6 +28,9 @@ type Sandbox struct {
 	fsm    lifecycle.FSM
 	hooks  lifecycle.Dispatcher
 	gate   *gate.Gate
+	// redact removes registered secret values (and their encodings) from
+	// bytes kavach keeps: quarantined output, audit entries.
+	redact func([]byte) []byte
 
 	// life ends when the sandbox stops or is destroyed, cancelling the
 	// execs in flight.
@@ -63,9 +66,10 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	s := &Sandbox{id: newID(), cfg: cfg, driver: d, gate: g}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	s.hooks.Timeout = cfg.HookTimeout
+	s.redact = secretRedactor(cfg.Credentials)
 	if cfg.Audit != nil {
-		if r := secretRedactor(cfg.Credentials); r != nil {
-			cfg.Audit.SetRedact(r)
+		if s.redact != nil {
+			cfg.Audit.SetRedact(s.redact)
 		}
 		s.hooks.Add(auditHook(cfg.Audit))
 	}

@@ -293,3 +293,26 @@ func TestProxySecretIsAPlaceholderInside(t *testing.T) {
 		t.Fatalf("--network under the default strict policy: %v", r)
 	}
 }
+
+func TestQuarantineNeverStoresInjectedSecret(t *testing.T) {
+	processAvailable(t)
+	q := t.TempDir()
+	const value = "hunter2-SuperSecretValue-12345"
+	r := runEnv(t, []string{"HOSTTOK=" + value}, "", "run", "--quarantine-dir", q, "--json",
+		"--secret", "TOK=env:TOK", "--secret-from", "TOK=env:HOSTTOK",
+		"--", "sh", "-c", `echo "$TOK"; echo ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789`)
+	if r.code != 123 || strings.Contains(r.stdout+r.stderr, value) {
+		t.Fatalf("run: %v", r)
+	}
+	err := filepath.Walk(q, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), value) {
+				t.Errorf("secret stored in %s", p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
