@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kavach-sandbox/kavach/egress"
+	"github.com/kavach-sandbox/kavach/internal/egressnet"
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
@@ -21,14 +19,11 @@ import (
 // variables; code that ignores them has no route anywhere else.
 
 // proxyPort is where the egress proxy listens inside the sandbox.
-const proxyPort = 3128
+const proxyPort = egressnet.Port
 
 // caBundlePath is the system trust store inside the sandbox. With secret
 // substitution, kavach's per-sandbox CA is added to it.
-const caBundlePath = "/etc/ssl/certs/ca-certificates.crt"
-
-// hostCABundle is the host's trust store that the sandbox bundle extends.
-var hostCABundle = "/etc/ssl/certs/ca-certificates.crt"
+const caBundlePath = egressnet.CABundlePath
 
 // newProxy creates the egress proxy of an allowlist policy, and the CA
 // bundle file when the proxy terminates TLS for secret substitution.
@@ -37,37 +32,16 @@ func (in *instance) newProxy() error {
 	if p.Network.Mode != policy.NetworkAllowlist {
 		return nil
 	}
-	rules := make([]egress.Rule, 0, len(p.Network.Allow))
-	for _, a := range p.Network.Allow {
-		r, err := egress.ParseRule(a)
-		if err != nil {
-			return fmt.Errorf("network.allow: %w", err)
-		}
-		rules = append(rules, r)
-	}
-	e := in.spec.Egress
-	proxy, err := egress.New(egress.Config{
-		Allow: rules, Substitutions: e.Substitutions, Resolve: e.Resolve,
-		AllowPrivate: e.AllowPrivate, UpstreamRoots: e.UpstreamRoots, OnEvent: e.OnEvent,
-	})
+	proxy, err := egressnet.NewProxy(p, in.spec.Egress)
 	if err != nil {
-		return fmt.Errorf("egress proxy: %w", err)
+		return err
 	}
 	in.proxy = proxy
 	if ca := proxy.CACertPEM(); len(ca) > 0 {
-		return in.writeCABundle(ca)
+		in.caBundle, err = egressnet.WriteCABundle(in.dir, ca)
+		return err
 	}
 	return nil
-}
-
-func (in *instance) writeCABundle(ca []byte) error {
-	host, err := os.ReadFile(hostCABundle)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("read host trust store: %w", err)
-	}
-	bundle := append(append(host, '\n'), ca...)
-	in.caBundle = filepath.Join(in.dir, "ca-certificates.crt")
-	return os.WriteFile(in.caBundle, bundle, 0o644)
 }
 
 // serveProxy serves the egress proxy on the listener the init sent.
@@ -90,17 +64,7 @@ func (in *instance) proxyEnv() []string {
 	if in.proxy == nil {
 		return nil
 	}
-	url := "http://127.0.0.1:" + strconv.Itoa(proxyPort)
-	env := []string{
-		"HTTP_PROXY=" + url, "HTTPS_PROXY=" + url, "ALL_PROXY=" + url,
-		"http_proxy=" + url, "https_proxy=" + url, "all_proxy=" + url,
-		"NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1",
-	}
-	if in.caBundle != "" {
-		env = append(env, "SSL_CERT_FILE="+caBundlePath, "REQUESTS_CA_BUNDLE="+caBundlePath,
-			"CURL_CA_BUNDLE="+caBundlePath, "NODE_EXTRA_CA_CERTS="+caBundlePath, "GIT_SSL_CAINFO="+caBundlePath)
-	}
-	return env
+	return egressnet.Env(egressnet.LoopbackAddr(), in.caBundle != "")
 }
 
 // listenProxy runs in the init: it opens the proxy's listening socket in
