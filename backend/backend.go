@@ -286,3 +286,33 @@ func ReadFileIn(root, path string, max int64) ([]byte, error) {
 
 // ErrNotRegular is returned when an exported path is not a regular file.
 var ErrNotRegular = errors.New("not a regular file")
+
+// MergeEnv returns base with each "K=V" of the overlays applied in order: a
+// later entry replaces an earlier one with the same key, new keys are
+// appended. base is not modified.
+func MergeEnv(base []string, overlays ...[]string) []string {
+	n := len(base)
+	for _, o := range overlays {
+		n += len(o)
+	}
+	out := make([]string, 0, n)
+	idx := make(map[string]int, n)
+	add := func(kv string) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			return
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	for _, kv := range base {
+		add(kv)
+	}
+	for _, o := range overlays {
+		for _, kv := range o {
+			add(kv)
+		}
+	}
+	return out
+}

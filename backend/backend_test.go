@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -204,4 +205,13 @@ func mustLookup(t *testing.T, n Name) Driver {
 		t.Fatal(err)
 	}
 	return d
+}
+
+func TestMergeEnv(t *testing.T) {
+	base := []string{"PATH=/bin", "HOME=/work", "A=1"}
+	got := MergeEnv(base, []string{"A=2", "B=3"}, nil, []string{"PATH=/usr/bin", "A=4"})
+	want := []string{"PATH=/usr/bin", "HOME=/work", "A=4", "B=3"}
+	if !reflect.DeepEqual(got, want) || base[2] != "A=1" {
+		t.Fatalf("MergeEnv = %q (base %q), want %q", got, base, want)
+	}
 }

@@ -338,7 +338,7 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	}
 	before := in.stats()
 	start := time.Now()
-	msg := execRequest{Argv: req.Argv, Env: mergeEnv(mergeEnv(in.spec.Env, in.proxyEnv()), req.Env), Cwd: cwd, Files: targets}
+	msg := execRequest{Argv: req.Argv, Env: backend.MergeEnv(in.spec.Env, in.proxyEnv(), req.Env), Cwd: cwd, Files: targets}
 	err = sendMsg(z.fd(), msg, fileFDs(io.send)...)
 	io.closeSent()
 	if err != nil {
@@ -464,36 +464,6 @@ func classify(out *backend.ExecOutput, r execReply, name string, timedOut, oom b
 	default:
 		out.Status, out.ExitCode = backend.StatusExited, r.ExitCode
 	}
-}
-
-// mergeEnv overlays extra "K=V" entries on base.
-func mergeEnv(base, extra []string) []string {
-	if len(extra) == 0 {
-		return base
-	}
-	idx := map[string]int{}
-	out := append([]string(nil), base...)
-	for i, kv := range out {
-		idx[envKey(kv)] = i
-	}
-	for _, kv := range extra {
-		if i, ok := idx[envKey(kv)]; ok {
-			out[i] = kv
-		} else {
-			idx[envKey(kv)] = len(out)
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-func envKey(kv string) string {
-	for i := 0; i < len(kv); i++ {
-		if kv[i] == '=' {
-			return kv[:i]
-		}
-	}
-	return kv
 }
 
 // thaw unfreezes a paused sandbox so that its processes can be killed.

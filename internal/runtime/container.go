@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -193,22 +192,6 @@ func (c *Container) processFile(argv, env []string, cwd string, secretOpts []str
 	return p, nil
 }
 
-// mergeEnv returns base with extra added; extra wins on equal keys.
-func mergeEnv(base, extra []string) []string {
-	out := make([]string, 0, len(base)+len(extra))
-	idx := map[string]int{}
-	for _, kv := range append(append([]string{}, base...), extra...) {
-		k, _, _ := strings.Cut(kv, "=")
-		if i, ok := idx[k]; ok {
-			out[i] = kv
-			continue
-		}
-		idx[k] = len(out)
-		out = append(out, kv)
-	}
-	return out
-}
-
 // removeQuietly deletes a file whose absence is fine.
 func removeQuietly(p string) { _ = os.Remove(p) }
 
@@ -224,7 +207,7 @@ func (c *Container) useImage(ctx context.Context, layout string, cfg *ocibundle.
 		return err
 	}
 	spec := *c.spec
-	spec.Env = mergeEnv(img.Env, c.spec.Env)
+	spec.Env = backend.MergeEnv(img.Env, c.spec.Env)
 	c.spec, c.image = &spec, img
 	cfg.RootFS, cfg.Env, cfg.Args = img.RootFS, spec.Env, []string{imageInitPath}
 	cfg.Policy = &c.spec.Policy

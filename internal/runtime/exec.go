@@ -37,7 +37,7 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 		return nil, err
 	}
 	defer in.pipes.close()
-	proc, err := c.processFile(req.Argv, mergeEnv(mergeEnv(c.spec.Env, c.proxyEnv()), req.Env), workdir(req, &c.spec.Policy), in.helperOpts)
+	proc, err := c.processFile(req.Argv, backend.MergeEnv(c.spec.Env, c.proxyEnv(), req.Env), workdir(req, &c.spec.Policy), in.helperOpts)
 	if err != nil {
 		return nil, err
 	}
