@@ -156,7 +156,7 @@ func TestConfigValidate(t *testing.T) {
 // TestResultJSON checks the keys of SPEC §6 exactly.
 func TestResultJSON(t *testing.T) {
 	r := kavach.Result{ID: "kv-1", Backend: "noop", Status: kavach.StatusExited, Stdout: "hi\n",
-		Score: score.Score{Value: 0, Label: "minimal", Modifiers: []score.Modifier{}},
+		Score: score.Score{Value: 0, Label: "minimal"},
 		Gate:  gate.Report{Verdict: gate.VerdictPass, Findings: []gate.Finding{}, QuarantineID: "q-1"}}
 	data, err := json.Marshal(&r)
 	if err != nil {

@@ -112,11 +112,16 @@ type Modifier struct {
 	Reason  string `json:"reason"`
 }
 
-// Score is a computed strength score.
+// NumModifiers is the number of modifiers of SPEC §3: every breakdown lists
+// all of them, applied or not.
+const NumModifiers = 7
+
+// Score is a computed strength score. The breakdown is a fixed-size array:
+// a score is a plain value, computed without allocating.
 type Score struct {
-	Value     int        `json:"value"`
-	Label     string     `json:"label"`
-	Modifiers []Modifier `json:"modifiers"`
+	Value     int                    `json:"value"`
+	Label     string                 `json:"label"`
+	Modifiers [NumModifiers]Modifier `json:"modifiers"`
 }
 
 // String is the display form, e.g. "63 (standard)".
@@ -182,7 +187,7 @@ func DeclaredValue(b Backend, p *policy.Policy, caps Layers) int {
 // explains, per modifier name, why an asked layer was not enforced.
 func Compute(b Backend, asked, enforced Layers, lost map[string]string) Score {
 	secAsked, secGot := asked.Seccomp, enforced.Seccomp
-	mods := []Modifier{
+	mods := [NumModifiers]Modifier{
 		seccompOff(b, secAsked, secGot, lost[ModSeccompStrict]+lost[ModSeccompBasic]),
 		modifier(ModSeccompBasic, PointsSeccompBasic, secAsked == policy.SeccompBasic, secGot == policy.SeccompBasic, lost[ModSeccompBasic]),
 		modifier(ModSeccompStrict, PointsSeccompStrict, isAllowList(secAsked), isAllowList(secGot), lost[ModSeccompStrict]),
