@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -40,16 +42,21 @@ type engine struct {
 }
 
 // compiled is one entry of the in-memory cache. ready is closed once mod
-// or err is set; refs counts execs using mod, so eviction closes it only
-// when no exec is about to instantiate it.
+// (with tables) or err is set; refs counts execs using mod, so eviction
+// closes it only when no exec is about to instantiate it.
 type compiled struct {
 	key     [32]byte
 	ready   chan struct{}
 	mod     wazero.CompiledModule
+	tables  uint64 // most host memory the module's tables can take
 	err     error
 	refs    int
 	evicted bool
 }
+
+// errCompileCanceled marks a compile that ended because the exec that
+// started it ended: another exec waiting for it compiles anew.
+var errCompileCanceled = errors.New("wasm: compile canceled")
 
 // newEngine creates the runtime. The file cache is best effort: when its
 // directory cannot be created, modules are compiled in memory only.
@@ -104,58 +111,96 @@ func (e *engine) close(ctx context.Context) error {
 }
 
 // acquire returns the compiled form of bin, compiling it at most once
-// however many execs ask at the same time. Call release when the exec is
-// done with it.
+// however many execs ask at the same time. It gives up when ctx ends, also
+// while waiting for another exec's compile; a waiter whose compile was
+// abandoned by the exec that started it compiles the module itself. Call
+// release when the exec is done with it.
 func (e *engine) acquire(ctx context.Context, bin []byte) (*compiled, error) {
 	key := sha256.Sum256(bin)
+	for {
+		c, owner := e.lookup(key)
+		if owner {
+			return e.compileFor(ctx, c, bin)
+		}
+		e.hits.Add(1)
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			e.release(c)
+			return nil, fmt.Errorf("wasm: compile: %w", context.Cause(ctx))
+		}
+		if c.err == nil {
+			return c, nil
+		}
+		e.release(c)
+		if !errors.Is(c.err, errCompileCanceled) || ctx.Err() != nil {
+			return nil, c.err
+		}
+		e.hits.Add(-1) // not served from the cache after all
+	}
+}
+
+// lookup returns the cache entry of key with a reference taken, adding an
+// empty one (owner: the caller must compile it) when there is none.
+func (e *engine) lookup(key [32]byte) (c *compiled, owner bool) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if el, ok := e.mods[key]; ok {
 		c := el.Value.(*compiled)
 		c.refs++
 		e.lru.MoveToFront(el)
-		e.mu.Unlock()
-		e.hits.Add(1)
-		<-c.ready
-		if c.err != nil {
-			e.release(c)
-			return nil, c.err
-		}
-		return c, nil
+		return c, false
 	}
-	c := &compiled{key: key, ready: make(chan struct{}), refs: 1}
+	c = &compiled{key: key, ready: make(chan struct{}), refs: 1}
 	e.mods[key] = e.lru.PushFront(c)
 	e.evictLocked()
-	e.mu.Unlock()
+	return c, true
+}
 
-	c.mod, c.err = e.compile(ctx, bin)
+// compileFor fills the entry the caller owns and wakes its waiters.
+func (e *engine) compileFor(ctx context.Context, c *compiled, bin []byte) (*compiled, error) {
+	c.mod, c.tables, c.err = e.compile(ctx, bin)
+	if c.err != nil {
+		e.forget(c) // do not cache failures: a canceled compile may succeed later
+	}
 	close(c.ready)
 	if c.err != nil {
-		e.forget(c) // do not cache failures: a cancelled compile may succeed later
 		e.release(c)
 		return nil, c.err
 	}
 	return c, nil
 }
 
-// compile compiles and validates a module.
-func (e *engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule, error) {
+// compile bounds the module's tables, then compiles and validates it. It
+// returns the most host memory the tables can take.
+func (e *engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule, uint64, error) {
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
-		return nil, fmt.Errorf("%w: not a WebAssembly binary (no \\0asm header)", ErrInvalidModule)
+		return nil, 0, fmt.Errorf("%w: not a WebAssembly binary (no \\0asm header)", ErrInvalidModule)
+	}
+	bounded, tables, err := boundTables(bin)
+	if err != nil {
+		return nil, 0, err
 	}
 	e.compiles.Add(1)
-	mod, err := e.rt.CompileModule(ctx, bin)
+	mod, err := e.rt.CompileModule(experimental.WithCompilationWorkers(ctx, compileWorkers()), bounded)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("wasm: compile: %w", ctx.Err())
+			return nil, 0, fmt.Errorf("%w: %w", errCompileCanceled, context.Cause(ctx))
 		}
-		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
 	if err := e.checkWASI(mod); err != nil {
 		_ = mod.Close(ctx)
-		return nil, err
+		return nil, 0, err
 	}
-	return mod, nil
+	return mod, tables, nil
 }
+
+// compileWorkers is how many goroutines compile a module's functions.
+// wazero checks the context between functions only when it compiles with
+// more than one, so there are always at least two: a compile then stops
+// when its exec times out or is canceled.
+func compileWorkers() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // checkWASI accepts only WASI preview 1 commands: every import is a WASI
 // function with the right signature, and _start exists.

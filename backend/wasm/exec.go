@@ -1,7 +1,6 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -45,25 +44,18 @@ type execution struct {
 	stdout  *capture.Buffer
 	stderr  *capture.Buffer
 	memory  *memoryLimiter
+	tables  uint64 // host memory the module's tables may take, within the limit
 	cpu     time.Duration
 	elapsed time.Duration
 }
 
-// run compiles (or fetches from the cache) and runs one module.
+// run compiles (or fetches from the cache) and runs one module. The
+// timeout covers the compile and the wait for another exec's compile too.
 func (i *Instance) run(ctx context.Context, bin []byte, argv []string, req *backend.ExecRequest) (*backend.ExecOutput, error) {
 	if err := i.begin(); err != nil {
 		return nil, err
 	}
 	defer i.end()
-	c, err := i.eng.acquire(ctx, bin)
-	if err != nil {
-		return nil, err
-	}
-	defer i.eng.release(c)
-	if out := i.checkInitialMemory(c.mod); out != nil {
-		return out, nil
-	}
-
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer context.AfterFunc(i.life, func() { cancel(ErrDestroyed) })()
@@ -72,8 +64,21 @@ func (i *Instance) run(ctx context.Context, bin []byte, argv []string, req *back
 		ctx, stop = context.WithTimeoutCause(ctx, req.Timeout, errTimeout)
 		defer stop()
 	}
-	x := &execution{inst: i, req: req, ctx: ctx, stdout: capture.New(req.MaxOutput), stderr: capture.New(req.MaxOutput),
-		memory: newMemoryLimiter(i.memLimit)}
+	x := &execution{inst: i, req: req, ctx: ctx, stdout: capture.New(req.MaxOutput), stderr: capture.New(req.MaxOutput)}
+	t0 := time.Now()
+	c, err := i.eng.acquire(ctx, bin)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			x.elapsed = time.Since(t0)
+			return x.ended(x.output(), cause)
+		}
+		return nil, err
+	}
+	defer i.eng.release(c)
+	if out := i.checkInitialMemory(c); out != nil {
+		return out, nil
+	}
+	x.memory, x.tables = newMemoryLimiter(i.memLimit-c.tables), c.tables
 	stdin, closeStdin := stdinFor(ctx, req.Stdin)
 	defer closeStdin()
 	cfg := i.execConfig(ctx, argv, req, stdin, x.stdout, x.stderr)
@@ -81,16 +86,22 @@ func (i *Instance) run(ctx context.Context, bin []byte, argv []string, req *back
 	return x.result(err)
 }
 
-// checkInitialMemory refuses a module whose declared initial memory is
-// already past the limit.
-func (i *Instance) checkInitialMemory(mod wazero.CompiledModule) *backend.ExecOutput {
-	for _, m := range mod.ExportedMemories() {
-		if need := uint64(m.Min()) * 65536; need > i.memLimit {
-			return &backend.ExecOutput{Status: backend.StatusOOM, Stdout: []byte{}, Stderr: []byte{},
-				Error: fmt.Sprintf("out of memory: the module's initial memory of %s is past the limit of %s", mib(need), mib(i.memLimit))}
-		}
+// checkInitialMemory refuses a module whose declared initial memory,
+// with the most its tables can take, is already past the limit.
+func (i *Instance) checkInitialMemory(c *compiled) *backend.ExecOutput {
+	need := c.tables
+	for _, m := range c.mod.ExportedMemories() {
+		need += uint64(m.Min()) * 65536
 	}
-	return nil
+	if need <= i.memLimit {
+		return nil
+	}
+	msg := fmt.Sprintf("out of memory: the module's initial memory of %s is past the limit of %s", mib(need-c.tables), mib(i.memLimit))
+	if c.tables > 0 {
+		msg = fmt.Sprintf("out of memory: the module's initial memory of %s and tables of up to %s are past the limit of %s",
+			mib(need-c.tables), mib(c.tables), mib(i.memLimit))
+	}
+	return &backend.ExecOutput{Status: backend.StatusOOM, Stdout: []byte{}, Stderr: []byte{}, Error: msg}
 }
 
 // execConfig adds the per-exec parts to the sandbox's module config.
@@ -161,13 +172,22 @@ func (x *execution) runOnThread(mod wazero.CompiledModule, cfg wazero.ModuleConf
 	return err
 }
 
-// result turns how the module ended into an ExecOutput.
-func (x *execution) result(err error) (*backend.ExecOutput, error) {
+// output is the result so far: output, times and peak memory.
+func (x *execution) output() *backend.ExecOutput {
 	out := &backend.ExecOutput{
 		Stdout: x.stdout.Bytes(), Stderr: x.stderr.Bytes(),
 		StdoutTruncated: x.stdout.Truncated(), StderrTruncated: x.stderr.Truncated(),
-		Duration: x.elapsed, CPUTime: x.cpu, MaxRSSKB: int64(x.memory.peak.Load() / 1024),
+		Duration: x.elapsed, CPUTime: x.cpu,
 	}
+	if x.memory != nil {
+		out.MaxRSSKB = int64(x.memory.peak.Load() / 1024)
+	}
+	return out
+}
+
+// result turns how the module ended into an ExecOutput.
+func (x *execution) result(err error) (*backend.ExecOutput, error) {
+	out := x.output()
 	if cause := context.Cause(x.ctx); cause != nil && stoppedByKavach(err) {
 		return x.ended(out, cause)
 	}
@@ -186,6 +206,9 @@ func (x *execution) result(err error) (*backend.ExecOutput, error) {
 		out.Status = backend.StatusOOM
 		out.Error = fmt.Sprintf("out of memory: the module asked for %s of linear memory, past the limit of %s",
 			mib(x.memory.refused.Load()), mib(x.inst.memLimit))
+		if x.tables > 0 {
+			out.Error += fmt.Sprintf(" (%s of it reserved for the module's tables)", mib(x.tables))
+		}
 	}
 	return out, nil
 }
@@ -240,25 +263,6 @@ func isTrap(err error) bool {
 func trapReason(err error) string {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	return strings.TrimPrefix(msg, "wasm error: ")
-}
-
-// stdinFor makes the caller's stdin interruptible: a module blocked
-// reading it must not outlive its timeout. In-memory readers never block
-// and are used as they are.
-func stdinFor(ctx context.Context, r io.Reader) (io.Reader, func()) {
-	switch r.(type) {
-	case nil:
-		return bytes.NewReader(nil), func() {}
-	case *bytes.Reader, *strings.Reader, *bytes.Buffer:
-		return r, func() {}
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := io.Copy(pw, r)
-		pw.CloseWithError(err)
-	}()
-	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(io.EOF) })
-	return pr, func() { stop(); pr.CloseWithError(io.EOF) }
 }
 
 // sleepCtx sleeps for d or until ctx is done, so that a sleeping module

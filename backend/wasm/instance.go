@@ -81,6 +81,9 @@ func newInstance(eng *engine, o Options, spec *backend.Spec) (_ *Instance, err e
 // openPreopens creates the private /work and /tmp (unless the policy
 // mounts a host directory there) and opens every preopen's root.
 func (i *Instance) openPreopens(p *policy.Policy) error {
+	if err := checkMountNesting(p.Filesystem.Mounts); err != nil {
+		return err
+	}
 	mounted := map[string]bool{}
 	for _, m := range p.Filesystem.Mounts {
 		mounted[path.Clean(m.Dest)] = true
@@ -331,8 +334,9 @@ func (i *Instance) Resume(context.Context) error {
 }
 
 // Destroy stops running execs (their modules are closed at the next
-// function call or loop iteration), waits for them, and removes the
-// private directories. It is idempotent.
+// function call or loop iteration), waits for them and for ReadFile calls
+// in progress, closes the preopens and removes the private directories.
+// It is idempotent.
 func (i *Instance) Destroy(ctx context.Context) error {
 	i.mu.Lock()
 	if i.destroyed {
@@ -361,16 +365,20 @@ func (i *Instance) Destroy(ctx context.Context) error {
 	return err
 }
 
-// release closes the preopens and removes the private directories.
+// release closes the preopens and removes the private directories. It
+// runs when no exec or ReadFile is left (or, in newInstance, before the
+// sandbox is shared).
 func (i *Instance) release() error {
+	i.mu.Lock()
+	preopens, base := i.preopens, i.baseDir
+	i.preopens, i.baseDir = nil, ""
+	i.mu.Unlock()
 	var errs []error
-	for _, po := range i.preopens {
+	for _, po := range preopens {
 		errs = append(errs, po.fs.Close())
 	}
-	i.preopens = nil
-	if i.baseDir != "" {
-		errs = append(errs, os.RemoveAll(i.baseDir))
-		i.baseDir = ""
+	if base != "" {
+		errs = append(errs, os.RemoveAll(base))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("wasm: destroy %s: %w", i.id, err)
@@ -379,9 +387,28 @@ func (i *Instance) release() error {
 }
 
 // ReadFile reads a file of the sandbox's /work, /tmp or a mount, resolved
-// beneath the host directory behind it (no symlink or ".." escapes).
+// beneath the host directory behind it (no symlink or ".." escapes). It
+// works in every state but destroyed; Destroy waits for reads in progress
+// before it removes the directories.
 func (i *Instance) ReadFile(_ context.Context, path string, max int64) ([]byte, error) {
-	clean := filepath.Clean("/" + path)
+	host, rel, err := i.holdPath(path)
+	if err != nil {
+		return nil, err
+	}
+	defer i.wg.Done()
+	return backend.ReadFileIn(host, rel, max)
+}
+
+// holdPath finds the preopen that holds the guest path (the longest guest
+// prefix) and registers the read with the WaitGroup that Destroy waits
+// on. The caller calls i.wg.Done when it is done with the directory.
+func (i *Instance) holdPath(guestPath string) (host, rel string, err error) {
+	clean := filepath.Clean("/" + guestPath)
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.destroyed {
+		return "", "", fmt.Errorf("wasm: read %s: %w", guestPath, ErrDestroyed)
+	}
 	var best *preopen
 	for k := range i.preopens {
 		p := &i.preopens[k]
@@ -391,7 +418,8 @@ func (i *Instance) ReadFile(_ context.Context, path string, max int64) ([]byte, 
 		}
 	}
 	if best == nil {
-		return nil, fmt.Errorf("wasm: %s: not in a directory of the sandbox: %w", path, os.ErrNotExist)
+		return "", "", fmt.Errorf("wasm: %s: not in a directory of the sandbox: %w", guestPath, os.ErrNotExist)
 	}
-	return backend.ReadFileIn(best.host, strings.TrimPrefix(clean, best.guest), max)
+	i.wg.Add(1)
+	return best.host, strings.TrimPrefix(clean, best.guest), nil
 }
