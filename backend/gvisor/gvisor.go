@@ -3,8 +3,12 @@
 // by gVisor's user-space kernel instead of the host's. The bundle is the
 // same as the oci backend's (internal/ocibundle); runsc runs with the
 // fastest platform that works here (systrap, else ptrace; never kvm),
-// --network=none unless the policy gives the host's network, and
-// --oci-seccomp so the policy's seccomp filter applies inside gVisor too.
+// --oci-seccomp so the policy's seccomp filter applies inside gVisor too,
+// and --network=none unless the policy gives the host's network or an
+// egress allowlist. An allowlist runs with --network=host in the sandbox's
+// own empty network namespace, where kavach serves the egress proxy on
+// 127.0.0.1:3128: gVisor's netstack is bypassed for that policy (see
+// docs/containers.md for the trade-off).
 package gvisor
 
 import (

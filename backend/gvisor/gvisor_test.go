@@ -33,6 +33,14 @@ func TestInfo(t *testing.T) {
 	}
 }
 
+// TestAllowlistCapability: as root (CAP_SYS_ADMIN) the gvisor backend
+// declares the egress allowlist; the runtime tests exercise it end to end.
+func TestAllowlistCapability(t *testing.T) {
+	if got, want := New().Capabilities().NetworkAllowlist, os.Geteuid() == 0; got != want {
+		t.Errorf("NetworkAllowlist %v, want %v", got, want)
+	}
+}
+
 // TestStrictSandbox runs the default policy end to end: gVisor's kernel is
 // in use, every strict layer is enforced, and the effective score is 83.
 func TestStrictSandbox(t *testing.T) {

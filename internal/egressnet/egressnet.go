@@ -93,9 +93,13 @@ func Env(addr string, caBundle bool) []string {
 func LoopbackAddr() string { return "127.0.0.1:" + strconv.Itoa(Port) }
 
 // ListenInNetns opens a TCP listener on ip:port inside the network
-// namespace at nsPath (e.g. /proc/<pid>/ns/net). It needs CAP_SYS_ADMIN
-// over that namespace's owning user namespace. The socket stays bound to
-// the namespace it was created in after the thread returns to its own.
+// namespace at nsPath (e.g. /proc/<pid>/ns/net), first bringing that
+// namespace's loopback interface up if it is down (a fresh namespace has
+// it down and 127.0.0.1 unassigned). It needs CAP_SYS_ADMIN over the
+// namespace's owning user namespace. It refuses the caller's own network
+// namespace: the listener is meant to be reachable only inside the
+// sandbox. The socket stays bound to the namespace it was created in after
+// the thread returns to its own.
 func ListenInNetns(nsPath string, ip [4]byte, port int) (net.Listener, error) {
 	target, err := os.Open(nsPath)
 	if err != nil {
@@ -139,10 +143,19 @@ func listenOnThread(target int, ip [4]byte, port int) (fd int, restored bool, er
 		return -1, true, fmt.Errorf("%w: open own: %w", ErrNamespace, err)
 	}
 	defer self.Close()
+	same, err := sameFile(int(self.Fd()), target)
+	switch {
+	case err != nil:
+		return -1, true, err
+	case same:
+		return -1, true, fmt.Errorf("%w: target is kavach's own network namespace", ErrNamespace)
+	}
 	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 		return -1, true, fmt.Errorf("%w: enter: %w", ErrNamespace, err)
 	}
-	fd, err = listenTCP(ip, port)
+	if err = loopbackUp(); err == nil {
+		fd, err = listenTCP(ip, port)
+	}
 	if rerr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); rerr != nil {
 		if err == nil {
 			unix.Close(fd)
@@ -150,6 +163,44 @@ func listenOnThread(target int, ip [4]byte, port int) (fd int, restored bool, er
 		return -1, false, fmt.Errorf("%w: return to own namespace: %w", ErrNamespace, rerr)
 	}
 	return fd, true, err
+}
+
+// sameFile reports whether two descriptors refer to the same inode (for
+// nsfs files: the same namespace).
+func sameFile(a, b int) (bool, error) {
+	var sa, sb unix.Stat_t
+	if err := unix.Fstat(a, &sa); err != nil {
+		return false, fmt.Errorf("%w: stat own: %w", ErrNamespace, err)
+	}
+	if err := unix.Fstat(b, &sb); err != nil {
+		return false, fmt.Errorf("%w: stat target: %w", ErrNamespace, err)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
+}
+
+// loopbackUp brings the current thread's network namespace's loopback
+// interface up when it is down.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("egressnet: loopback: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("egressnet: loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("egressnet: loopback: get flags: %w", err)
+	}
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("egressnet: loopback: set up: %w", err)
+	}
+	return nil
 }
 
 // listenTCP opens a close-on-exec listening TCP socket on ip:port (plain

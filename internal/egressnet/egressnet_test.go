@@ -2,6 +2,7 @@ package egressnet
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,13 @@ import (
 // up and returns its pid.
 func netnsProcess(t *testing.T) int {
 	t.Helper()
+	return netnsProcessScript(t, "ip link set lo up && echo ready && exec sleep 60")
+}
+
+// netnsProcessScript starts sh -c script in a new network namespace; the
+// script prints "ready" once set up.
+func netnsProcessScript(t *testing.T, script string) int {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
@@ -23,7 +31,7 @@ func netnsProcess(t *testing.T) int {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	cmd := exec.Command("unshare", "--net", "sh", "-c", "ip link set lo up && echo ready && exec sleep 60")
+	cmd := exec.Command("unshare", "--net", "sh", "-c", script)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +79,50 @@ func TestListenInNetns(t *testing.T) {
 	}
 	if after, _ := os.Readlink("/proc/self/ns/net"); after != before {
 		t.Errorf("process namespace changed: %s -> %s", before, after)
+	}
+}
+
+// TestListenInNetnsLoopbackDown: a fresh namespace (loopback down, as
+// runsc creates one for its sandbox) gets its loopback brought up, so the
+// listener works at 127.0.0.1.
+func TestListenInNetnsLoopbackDown(t *testing.T) {
+	pid := netnsProcessScript(t, "echo ready && exec sleep 60")
+	ns := "/proc/" + strconv.Itoa(pid) + "/ns/net"
+	if out, _ := exec.Command("nsenter", "--net="+ns, "ip", "-o", "link", "show", "lo").Output(); !strings.Contains(string(out), "state DOWN") {
+		t.Fatalf("loopback not down at start: %q", out)
+	}
+	l, err := ListenInNetns(ns, [4]byte{127, 0, 0, 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Write([]byte("up"))
+			c.Close()
+		}
+	}()
+	got, err := exec.Command("nsenter", "--net="+ns, "python3", "-c",
+		"import socket; s=socket.create_connection(('127.0.0.1', "+port+"), timeout=3); print(s.recv(10).decode())").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(got)) != "up" {
+		t.Fatalf("inside the namespace: %q %v", got, err)
+	}
+}
+
+// TestListenInNetnsRefusesOwn: the caller's own namespace is refused, so a
+// sandbox that shares kavach's network can never be handed the proxy as if
+// it were confined.
+func TestListenInNetnsRefusesOwn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	l, err := ListenInNetns("/proc/self/ns/net", [4]byte{127, 0, 0, 1}, 0)
+	if err == nil {
+		l.Close()
+	}
+	if !errors.Is(err, ErrNamespace) || !strings.Contains(fmt.Sprint(err), "own network namespace") {
+		t.Fatalf("own namespace: %v", err)
 	}
 }
 

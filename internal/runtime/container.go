@@ -14,7 +14,6 @@ import (
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/internal/ocibundle"
-	"github.com/kavach-sandbox/kavach/policy"
 )
 
 // ErrBroken reports a container that died (an OOM kill of gVisor's sandbox,
@@ -85,7 +84,7 @@ func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
 			return err
 		}
 	}
-	if err := c.rt.Run(ctx, c.id, b.Dir, c.spec.Policy.Network.Mode == policy.NetworkOn); err != nil {
+	if err := c.rt.Run(ctx, c.id, b.Dir, c.hostStack()); err != nil {
 		return err
 	}
 	st, err := c.rt.State(ctx, c.id)

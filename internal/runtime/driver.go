@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -110,7 +109,7 @@ func (d *Driver) Runtime() *Runtime {
 // Capabilities are the layers a container backend enforces: any seccomp
 // profile, a read-only root, no network; resource limits and the egress
 // allowlist when kavach runs as root (cgroups; entering the container's
-// network namespace). runsc cannot serve the allowlist (see egress.go).
+// network namespace, for runsc the sandbox's: see egress.go).
 func (d *Driver) Capabilities() score.Layers {
 	c := backend.FullCapabilities()
 	rootless := os.Geteuid() != 0
@@ -120,7 +119,7 @@ func (d *Driver) Capabilities() score.Layers {
 	if rootless {
 		c.Limits = false
 	}
-	c.NetworkAllowlist = !rootless && !slices.Contains(d.kinds, Runsc) && hasCapSysAdmin()
+	c.NetworkAllowlist = !rootless && hasCapSysAdmin()
 	return c
 }
 
@@ -207,6 +206,10 @@ func enforcement(c *Container, asked score.Layers, filtered bool, enf backend.En
 		got.Seccomp = p.Seccomp
 	}
 	switch {
+	case asked.NetworkAllowlist && c.proxyLn != nil && c.rt.kind == Runsc:
+		got.NetworkAllowlist = true
+		enf.Notes = append(enf.Notes, "egress proxy on 127.0.0.1:3128 inside the gVisor sandbox's own network namespace (loopback only)",
+			"gVisor's netstack is bypassed (--network=host): socket calls are served by the host kernel in that empty namespace")
 	case asked.NetworkAllowlist && c.proxyLn != nil:
 		got.NetworkAllowlist = true
 		enf.Notes = append(enf.Notes, "egress proxy on 127.0.0.1:3128 inside the container's network namespace")

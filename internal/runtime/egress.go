@@ -15,12 +15,18 @@ import (
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
-// Allowlist networking for crun and runc. The container keeps its own
-// network namespace with only loopback. Once its init runs, kavach enters
-// that namespace on a locked thread, opens a listening socket on
-// 127.0.0.1:3128 there and serves the egress proxy on it from the host
-// side. The *_PROXY variables of every exec point at it; code that ignores
-// them has no route anywhere else.
+// Allowlist networking. The container keeps its own network namespace with
+// only loopback. Once its init runs, kavach enters that namespace on a
+// locked thread, opens a listening socket on 127.0.0.1:3128 there and
+// serves the egress proxy on it from the host side. The *_PROXY variables
+// of every exec point at it; code that ignores them has no route anywhere
+// else.
+//
+// gVisor: runsc runs with --network=host, so the sentry hands socket calls
+// to the host kernel; the sandbox process runs in the new network namespace
+// the bundle asks for (loopback only, brought up by ListenInNetns), and
+// c.init is that process. gVisor's own netstack, with its private loopback,
+// is not used.
 
 // caBundleFile is the extended trust store's name in the bundle directory.
 const caBundleFile = "ca-certificates.crt"
@@ -28,10 +34,7 @@ const caBundleFile = "ca-certificates.crt"
 // allowlistUnsupported says why this runtime cannot serve the proxy for a
 // container, or "" when it can.
 func allowlistUnsupported(rt *Runtime) string {
-	switch {
-	case rt.kind == Runsc:
-		return "gVisor's netstack has its own loopback: a listener kavach opens in the container's network namespace is not reachable inside (see docs/containers.md); the network is off instead"
-	case rt.rootless || !hasCapSysAdmin():
+	if rt.rootless || !hasCapSysAdmin() {
 		return "kavach lacks CAP_SYS_ADMIN, needed to enter the container's network namespace and open the proxy's socket there; the network is off instead"
 	}
 	return ""
@@ -76,7 +79,9 @@ func (c *Container) writeCABundle() error {
 }
 
 // serveProxy opens the proxy's socket in the running container's network
-// namespace and serves the proxy on it until Destroy.
+// namespace (under gVisor: the sandbox process's) and serves the proxy on
+// it until Destroy. ListenInNetns refuses kavach's own namespace, so a
+// container that shares the host's network never passes for confined.
 func (c *Container) serveProxy() error {
 	ns := "/proc/" + strconv.Itoa(c.init) + "/ns/net"
 	l, err := egressnet.ListenInNetns(ns, [4]byte{127, 0, 0, 1}, egressnet.Port)
@@ -105,6 +110,13 @@ func (c *Container) closeProxy() {
 	if c.proxyLn != nil {
 		_ = c.proxyLn.Close()
 	}
+}
+
+// hostStack reports whether runsc hands the sandbox's socket calls to the
+// host kernel (--network=host): with the host's network, and with an
+// allowlist, where the kernel is that of the container's own namespace.
+func (c *Container) hostStack() bool {
+	return c.spec.Policy.Network.Mode == policy.NetworkOn || c.proxy != nil
 }
 
 // wantsAllowlist reports whether the policy restricts the network to an

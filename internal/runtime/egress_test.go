@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +19,6 @@ import (
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/policy"
-	"github.com/kavach-sandbox/kavach/score"
 )
 
 // egressContainer creates an allowlist container whose proxy resolves the
@@ -77,20 +78,9 @@ func upstream(t *testing.T, body string) (addr, port string) {
 	return addr, addr[strings.LastIndexByte(addr, ':')+1:]
 }
 
-// ociKinds runs f for crun and runc (the runtimes that serve the proxy).
-func ociKinds(t *testing.T, f func(t *testing.T, k Kind)) {
-	t.Helper()
-	for _, k := range []Kind{Crun, Runc} {
-		t.Run(string(k), func(t *testing.T) {
-			requireRuntime(t, k)
-			f(t, k)
-		})
-	}
-}
-
 func TestAllowlistThroughProxy(t *testing.T) {
 	addr, port := upstream(t, "upstream-ok")
-	ociKinds(t, func(t *testing.T, k Kind) {
+	forEachKind(t, func(t *testing.T, k Kind) {
 		c, log := egressContainer(t, k, []string{"api.allowed.test:" + port, "meta.allowed.test:" + port},
 			map[string]string{"api.allowed.test": "127.0.0.1", "other.test": "127.0.0.1", "meta.allowed.test": "169.254.169.254"},
 			backend.Egress{})
@@ -130,7 +120,7 @@ func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
 	secret := "ghp_realSecretValue0123456789abcdefABCD"
 	placeholder := egress.GeneratePlaceholder([]byte(secret))
 	bound, _ := egress.ParseRule("api.allowed.test:" + port)
-	ociKinds(t, func(t *testing.T, k Kind) {
+	forEachKind(t, func(t *testing.T, k Kind) {
 		c, log := egressContainer(t, k, []string{"api.allowed.test:" + port, "other.allowed.test:" + port},
 			map[string]string{"api.allowed.test": "127.0.0.1", "other.allowed.test": "127.0.0.1"},
 			backend.Egress{Substitutions: []egress.Substitution{{Placeholder: placeholder, Secret: []byte(secret), Hosts: []egress.Rule{bound}}}})
@@ -166,7 +156,7 @@ func TestSecretSubstitutedOverTLS(t *testing.T) {
 	bound, _ := egress.ParseRule("example.com:" + port)
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate()) // httptest's certificate names example.com
-	ociKinds(t, func(t *testing.T, k Kind) {
+	forEachKind(t, func(t *testing.T, k Kind) {
 		c, _ := egressContainer(t, k, []string{"example.com:" + port}, map[string]string{"example.com": "127.0.0.1"},
 			backend.Egress{UpstreamRoots: roots,
 				Substitutions: []egress.Substitution{{Placeholder: placeholder, Secret: []byte(secret), Hosts: []egress.Rule{bound}}}})
@@ -183,18 +173,114 @@ func TestSecretSubstitutedOverTLS(t *testing.T) {
 	})
 }
 
-// TestAllowlistLostUnderGVisor: runsc reports the layer lost, with its
-// reason, and the network is off.
-func TestAllowlistLostUnderGVisor(t *testing.T) {
+// TestGVisorAllowlistNamespace: under gVisor the proxy sits in the
+// sandbox's own network namespace, which holds nothing but loopback; the
+// payload cannot add a route or an address; the namespace is gone after
+// Destroy (the listener was its last reference besides the sandbox).
+func TestGVisorAllowlistNamespace(t *testing.T) {
 	requireRuntime(t, Runsc)
 	p := testPolicy()
 	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"example.com"}}
 	c := newContainer(t, Runsc, p)
-	enf := c.Enforcement()
-	if enf.Layers.NetworkAllowlist || !strings.Contains(enf.Lost[score.ModNetworkAllowlist], "netstack") {
-		t.Fatalf("enforcement %+v", enf)
+	if !c.Enforcement().Layers.NetworkAllowlist {
+		t.Fatalf("enforcement %+v", c.Enforcement())
 	}
-	if out := run(t, c, "sh", "-c", "env | grep -i proxy"); out.ExitCode == 0 {
-		t.Errorf("proxy variables without a proxy: %q", out.Stdout)
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(c.init) + "/ns/net")
+	if own, _ := os.Readlink("/proc/self/ns/net"); err != nil || ns == own {
+		t.Fatalf("sandbox network namespace %q (%v), kavach's %q", ns, err, own)
+	}
+	// Seen from the host: the namespace has loopback only and no route.
+	dev, _ := os.ReadFile("/proc/" + strconv.Itoa(c.init) + "/net/dev")
+	if ifs := interfaces(string(dev)); len(ifs) != 1 || ifs[0] != "lo" {
+		t.Errorf("interfaces in the sandbox's namespace: %v", ifs)
+	}
+	if route, _ := os.ReadFile("/proc/" + strconv.Itoa(c.init) + "/net/route"); strings.Count(string(route), "\n") > 1 {
+		t.Errorf("routes in the sandbox's namespace:\n%s", route)
+	}
+	for _, attack := range []string{
+		"ip link add dummy0 type dummy",
+		"ip addr add 10.9.9.9/24 dev lo",
+		"ip route add default dev lo",
+		"python3 -c \"import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\"",
+	} {
+		if out := run(t, c, "sh", "-c", attack); out.ExitCode == 0 {
+			t.Errorf("inside gVisor %q succeeded", attack)
+		}
+	}
+	if dev2, _ := os.ReadFile("/proc/" + strconv.Itoa(c.init) + "/net/dev"); len(interfaces(string(dev2))) != 1 {
+		t.Errorf("interfaces changed: %v", interfaces(string(dev2)))
+	}
+	if len(netnsHolders(ns)) == 0 {
+		t.Fatalf("no process found in %s: the check below would prove nothing", ns)
+	}
+	if err := c.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if holders := netnsHolders(ns); len(holders) > 0 {
+		t.Errorf("network namespace %s still held by %v after Destroy", ns, holders)
+	}
+}
+
+// interfaces lists the interface names of a /proc/net/dev table.
+func interfaces(dev string) []string {
+	var names []string
+	for _, line := range strings.Split(dev, "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok && !strings.Contains(name, "|") {
+			names = append(names, strings.TrimSpace(name))
+		}
+	}
+	return names
+}
+
+// netnsHolders lists the pids of processes in network namespace ns
+// ("net:[inode]").
+func netnsHolders(ns string) []string {
+	var pids []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if l, _ := os.Readlink("/proc/" + e.Name() + "/ns/net"); l == ns {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
+
+// TestStaleCleanupGVisorAllowlist: when the kavach process that served a
+// gVisor allowlist dies, its listener closes with it, and the stale cleanup
+// that deletes the sandbox frees the network namespace: kavach creates no
+// namespace of its own that could outlive both.
+func TestStaleCleanupGVisorAllowlist(t *testing.T) {
+	rt := requireRuntime(t, Runsc)
+	ctx := context.Background()
+	p := testPolicy()
+	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"example.com"}}
+	// A pid above pid_max never runs: its owner is dead.
+	c := &Container{rt: rt, id: idPrefix + "4194999.1-stale-gvisor-net", spec: &backend.Spec{ID: "stale", Policy: p, Env: testEnv}}
+	cfg := bundleConfig(rt, c, nil)
+	extra, err := c.setupProxy(cfg.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Extra = extra
+	if err := c.start(ctx, cfg); err != nil {
+		_ = c.Destroy(ctx)
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Destroy(ctx) })
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(c.init) + "/ns/net")
+	if err != nil || c.proxyLn == nil {
+		t.Fatalf("no proxy in the sandbox's namespace: %v", err)
+	}
+	if len(netnsHolders(ns)) == 0 {
+		t.Fatalf("no process found in %s: the check below would prove nothing", ns)
+	}
+	c.closeProxy() // what the kernel does to a dead owner's sockets
+	CleanupStale(ctx, rt)
+	assertGone(t, c)
+	if holders := netnsHolders(ns); len(holders) > 0 {
+		t.Errorf("network namespace %s still held by %v after stale cleanup", ns, holders)
 	}
 }

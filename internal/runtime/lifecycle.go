@@ -21,13 +21,16 @@ type State struct {
 }
 
 // Run creates and starts a container from bundle, detached: its init keeps
-// running after Run returns. network gives runsc the host's network
-// (crun and runc take the network from the bundle's namespaces).
-func (r *Runtime) Run(ctx context.Context, id, bundle string, network bool) error {
+// running after Run returns. hostStack makes runsc hand socket calls to the
+// host kernel (--network=host) instead of disabling networking: the
+// sandbox then uses the bundle's network namespace, a new empty one when
+// the bundle asks for one, or the host's when it has none. crun and runc
+// take the network from the bundle alone.
+func (r *Runtime) Run(ctx context.Context, id, bundle string, hostStack bool) error {
 	var global []string
 	if r.kind == Runsc {
 		global = []string{"--network=none"}
-		if network {
+		if hostStack {
 			global = []string{"--network=host"}
 		}
 	}
