@@ -289,9 +289,21 @@ func newStdio(r io.Reader, files map[int][]byte, stdout, stderr *capture.Buffer)
 }
 
 // inputPipe returns a read end fed from r by a goroutine, or /dev/null.
+//
+// A reader that is a file (a pipe, a regular file, kavach's own redirected
+// stdin) is handed to the payload as it is (a duplicate descriptor): nothing
+// is copied, and nothing keeps reading it after the exec ends. A terminal is
+// never handed over (the payload could change its settings): it is copied.
 func inputPipe(r io.Reader) (*os.File, error) {
 	if r == nil {
 		return os.Open(os.DevNull)
+	}
+	if f, ok := r.(*os.File); ok && !isTerminal(f) {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("process: stdin: %w", err)
+		}
+		return os.NewFile(uintptr(fd), f.Name()), nil
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -302,6 +314,11 @@ func inputPipe(r io.Reader) (*os.File, error) {
 		_, _ = io.Copy(pw, r)
 	}()
 	return pr, nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 type sliceReader struct{ b []byte }

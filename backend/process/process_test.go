@@ -650,3 +650,25 @@ func TestUserNamespaceByChoice(t *testing.T) {
 		t.Fatalf("rw bind in a user namespace: %q %v", b, err)
 	}
 }
+
+func TestStdinFileHandedOver(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	inst := newSandbox(t, policy.Strict())
+	w.Write([]byte("first\n"))
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"head", "-n1"}, Stdin: r, MaxOutput: 1024, Timeout: 5 * time.Second})
+	if err != nil || string(out.Stdout) != "first\n" {
+		t.Fatalf("exec: %+v %v", out, err)
+	}
+	// Nothing in kavach keeps reading the caller's file after the exec.
+	w.Write([]byte("second\n"))
+	buf := make([]byte, 16)
+	r.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "second\n" {
+		t.Fatalf("caller's stdin after the exec: %q %v", buf[:n], err)
+	}
+}
