@@ -178,11 +178,15 @@ func (c *Container) gone(ctx context.Context) bool {
 }
 
 // processFile writes the process description of one exec into the
-// bundle. Under gVisor the command starts through the exec helper when a
-// filter applies or secretOpts are given.
+// bundle. Under gVisor the command starts through the tiny seccomp loader
+// when only a filter applies, through the exec helper when secretOpts are
+// given.
 func (c *Container) processFile(argv, env []string, cwd string, secretOpts []string) (string, error) {
 	p := filepath.Join(c.bundle.Dir, "exec-"+strconv.FormatUint(c.execSeq.Add(1), 10)+".json")
-	if c.viaHelper(len(secretOpts) > 0) {
+	switch secrets := len(secretOpts) > 0; {
+	case c.viaLoader(secrets):
+		argv = append([]string{loaderPath}, argv...)
+	case c.viaHelper(secrets):
 		argv = helperArgs(c.filtered, secretOpts, argv)
 	}
 	if err := ocibundle.WriteProcess(p, c.bundle.Process(argv, env, cwd)); err != nil {
@@ -194,8 +198,16 @@ func (c *Container) processFile(argv, env []string, cwd string, secretOpts []str
 // removeQuietly deletes a file whose absence is fine.
 func removeQuietly(p string) { _ = os.Remove(p) }
 
-// viaHelper reports whether an exec starts through the exec helper.
+// viaHelper reports whether an exec starts through the exec helper or the
+// tiny loader (both report start failures the same way).
 func (c *Container) viaHelper(secrets bool) bool { return c.helper && (c.filtered || secrets) }
+
+// viaLoader reports whether an exec starts through the tiny seccomp loader:
+// it needs the filter and no secret descriptors (only the Go helper
+// installs those).
+func (c *Container) viaLoader(secrets bool) bool {
+	return c.helper && c.filtered && !secrets && loaderSupported()
+}
 
 // useImage unpacks (or finds in the cache) the image layout and makes it
 // the container's root: the image's environment under the spec's, and

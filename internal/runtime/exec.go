@@ -229,6 +229,9 @@ func (c *Container) classify(ctx context.Context, cmd *exec.Cmd, out *backend.Ex
 	case timedOut:
 		out.Status, out.ExitCode, out.Signal = backend.StatusTimeout, 128+int(syscall.SIGKILL), int(syscall.SIGKILL)
 		return nil
+	case helped && code == 126 && seccompFailure(string(out.Stderr)):
+		msg := strings.TrimSpace(string(out.Stderr))
+		return fmt.Errorf("%w: %s exec: command not started: %s", ErrCommand, c.rt.kind, strings.TrimPrefix(msg, helperPrefix))
 	case (code == c.rt.failureCode() || helped && (code == 126 || code == 127)) && c.startFailure(out, name, code):
 		return nil
 	case code == c.rt.failureCode() && isRuntimeError(c.rt.kind, string(out.Stderr)):
@@ -295,6 +298,13 @@ func (c *Container) startFailure(out *backend.ExecOutput, name string, code int)
 	}
 	out.Stderr = []byte{}
 	return true
+}
+
+// seccompFailure reports whether stderr is the exec helper's (or the
+// loader's) one line saying the filter could not be loaded.
+func seccompFailure(stderr string) bool {
+	msg := strings.TrimSpace(stderr)
+	return strings.HasPrefix(msg, helperSeccompPrefix) && !strings.Contains(msg, "\n")
 }
 
 // isRuntimeError reports whether msg is the runtime's own error line.

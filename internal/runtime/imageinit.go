@@ -31,18 +31,29 @@ var initCode = []byte{
 // kavach directory is bound read-only at helperDir).
 const imageInitPath = helperDir + "/kavach-oci-init"
 
-// initELF returns the init as an ELF executable: header, one loadable
-// read+execute segment holding the whole file, code after the headers.
-func initELF() []byte {
-	const base, ehSize, phSize = 0x400000, 64, 56
-	total := ehSize + phSize + len(initCode)
-	b := make([]byte, ehSize+phSize, total)
+// Layout of kavach's static ELF programs: loaded at elfBase, the code
+// right after the ELF header and the one program header.
+const (
+	elfBase    = 0x400000
+	elfHeaders = 64 + 56
+)
+
+// initELF returns the init as an ELF executable.
+func initELF() []byte { return staticELF(initCode) }
+
+// staticELF wraps body in an ELF executable: header, one loadable
+// read+execute segment holding the whole file, body after the headers
+// (entry point: its first byte).
+func staticELF(body []byte) []byte {
+	const ehSize, phSize = 64, 56
+	total := elfHeaders + len(body)
+	b := make([]byte, elfHeaders, total)
 	copy(b, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1}) // 64-bit, little-endian, version 1
 	le := binary.LittleEndian
 	le.PutUint16(b[16:], 2)                  // ET_EXEC
 	le.PutUint16(b[18:], 62)                 // EM_X86_64
 	le.PutUint32(b[20:], 1)                  // EV_CURRENT
-	le.PutUint64(b[24:], base+ehSize+phSize) // entry
+	le.PutUint64(b[24:], elfBase+elfHeaders) // entry
 	le.PutUint64(b[32:], ehSize)             // program headers
 	le.PutUint16(b[52:], ehSize)
 	le.PutUint16(b[54:], phSize)
@@ -50,12 +61,12 @@ func initELF() []byte {
 	ph := b[ehSize:]
 	le.PutUint32(ph[0:], 1) // PT_LOAD
 	le.PutUint32(ph[4:], 5) // PF_R|PF_X
-	le.PutUint64(ph[16:], base)
-	le.PutUint64(ph[24:], base)
+	le.PutUint64(ph[16:], elfBase)
+	le.PutUint64(ph[24:], elfBase)
 	le.PutUint64(ph[32:], uint64(total))
 	le.PutUint64(ph[40:], uint64(total))
 	le.PutUint64(ph[48:], 0x1000)
-	return append(b, initCode...)
+	return append(b, body...)
 }
 
 // writeImageInit puts the init into the bundle's kavach directory.

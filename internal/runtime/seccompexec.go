@@ -22,15 +22,20 @@ import (
 // runsc (this build) applies the bundle's seccomp filter (--oci-seccomp)
 // only to the container's init and its descendants; processes started
 // with "runsc exec" run unfiltered. kavach therefore starts every exec'd
-// command in gVisor through a helper: its own binary, bound read-only into
-// every gVisor container, which loads the same filter (and installs secret
-// descriptors, see secretfds.go) and then execs the command.
+// command in gVisor through a loader of the same filter: the tiny static
+// one (seccomploader.go) when that is all the exec needs, else this helper:
+// kavach's own binary, bound read-only into every gVisor container, which
+// loads the filter (and installs secret descriptors, see secretfds.go) and
+// then execs the command.
 const (
 	helperDir  = "/.kavach"
 	helperPath = helperDir + "/kavach-oci-exec" // also the reexec entry name
 	filterPath = helperDir + "/seccomp.bpf"
 	// helperPrefix starts the helper's own one-line errors.
 	helperPrefix = "kavach-oci-exec: "
+	// helperSeccompPrefix starts its errors about the filter: the command
+	// did not run, and the exec is reported as failed (ErrCommand).
+	helperSeccompPrefix = helperPrefix + "seccomp: "
 )
 
 func init() { reexec.Register(helperPath, helperMain) }
@@ -88,11 +93,11 @@ func helperMain() {
 func loadFilter() *seccomp.Program {
 	data, err := readRaw(filterPath)
 	if err != nil {
-		helperFail(126, "read filter: "+err.Error())
+		helperFail(126, "seccomp: read filter: "+err.Error())
 	}
 	prog, err := seccomp.UnmarshalProgram(data)
 	if err != nil {
-		helperFail(126, "decode filter: "+err.Error())
+		helperFail(126, "seccomp: decode filter: "+err.Error())
 	}
 	return prog
 }
@@ -153,8 +158,8 @@ func helperMounts(bundleDir string) ([]specs.Mount, error) {
 	}, nil
 }
 
-// prepareHelper writes the compiled filter (when filtered) and the
-// helper's mount point into the bundle.
+// prepareHelper writes the helper's mount point into the bundle and, when
+// filtered, the compiled filter and (where supported) the tiny loader.
 func prepareHelper(bundleDir string, p *policy.Policy, filtered bool) error {
 	dir := filepath.Join(bundleDir, "kavach")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -171,6 +176,11 @@ func prepareHelper(bundleDir string, p *policy.Policy, filtered bool) error {
 		}
 		if err := os.WriteFile(filepath.Join(dir, "seccomp.bpf"), data, 0o644); err != nil {
 			return fmt.Errorf("seccomp helper: %w", err)
+		}
+		if loaderSupported() {
+			if err := writeLoader(dir, prog); err != nil {
+				return err
+			}
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "kavach-oci-exec"), nil, 0o755); err != nil {
