@@ -9,44 +9,52 @@ func isHexByte(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-// followedBy is a guard: the n bytes after the anchor all satisfy ok.
-func followedBy(ok func(byte) bool, n int) func([]byte, Hit) bool {
+// follows is a guard: the anchor comes right after one of the prefixes.
+func follows(prefixes ...string) func([]byte, Hit) bool {
 	return func(buf []byte, h Hit) bool {
-		if h.End+n > len(buf) {
-			return false
-		}
-		for _, c := range buf[h.End : h.End+n] {
-			if !ok(c) {
-				return false
+		for _, p := range prefixes {
+			if h.Start >= len(p) && string(buf[h.Start-len(p):h.Start]) == p {
+				return true
 			}
 		}
-		return true
+		return false
 	}
 }
 
-// precededBy is a guard: the n bytes before the anchor all satisfy ok.
-func precededBy(ok func(byte) bool, n int) func([]byte, Hit) bool {
-	return func(buf []byte, h Hit) bool {
-		if h.Start < n {
+// hasSuffixFold reports whether b ends with the ASCII string s, ignoring case.
+func hasSuffixFold(b []byte, s string) bool {
+	return len(b) >= len(s) && equalFold(b[len(b)-len(s):], s)
+}
+
+// equalFold compares b and the ASCII string s, ignoring case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if foldByte(b[i]) != foldByte(s[i]) {
 			return false
 		}
-		for _, c := range buf[h.Start-n : h.Start] {
-			if !ok(c) {
-				return false
-			}
-		}
-		return true
 	}
+	return true
+}
+
+// containsFold reports whether b contains the lower-case ASCII string s,
+// ignoring the case of b.
+func containsFold(b []byte, s string) bool {
+	for i := 0; i+len(s) <= len(b); i++ {
+		if foldByte(b[i]) == s[0] && equalFold(b[i:i+len(s)], s) {
+			return true
+		}
+	}
+	return false
 }
 
 // placeholders are values that document a secret rather than contain one.
-var placeholders = [][]byte{
-	[]byte("changeme"), []byte("change_me"), []byte("xxxx"), []byte("****"), []byte("...."),
-	[]byte("example"), []byte("placeholder"), []byte("redacted"), []byte("dummy"),
-	[]byte("your_"), []byte("your-"), []byte("<"), []byte("${"), []byte("{{"), []byte("$("),
-	[]byte("%("), []byte("secret"), []byte("password"), []byte("passwd"), []byte("token"),
-	[]byte("null"), []byte("none"), []byte("undefined"), []byte("process.env"), []byte("os.environ"),
-	[]byte("getenv"),
+var placeholders = []string{
+	"changeme", "change_me", "xxxx", "****", "....", "example", "placeholder", "redacted", "dummy",
+	"your_", "your-", "<", "${", "{{", "$(", "%(", "secret", "password", "passwd", "token",
+	"null", "none", "undefined", "process.env", "os.environ", "getenv",
 }
 
 // notPlaceholder rejects template values such as ${DB_PASSWORD}, changeme,
@@ -55,9 +63,8 @@ func notPlaceholder(v []byte) bool {
 	if len(v) == 0 || v[0] == '$' || v[0] == '%' || v[0] == '@' {
 		return false
 	}
-	lower := bytes.ToLower(v)
 	for _, p := range placeholders {
-		if bytes.Contains(lower, p) {
+		if containsFold(v, p) {
 			return false
 		}
 	}
@@ -158,4 +165,53 @@ var ibanLengths = map[string]int{
 	"MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
 	"RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
 	"TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+
+// plausibleSecret is the value check of generic assignments: a
+// high-entropy value that is not a slug of lower-case words
+// (bert-base-uncased-v2, my-app-tls-2024) nor a typed identifier
+// (req_01HV…: a lower-case type, '_' and a ULID or UUID).
+func plausibleSecret(v []byte) bool {
+	return highEntropySecret(v) && !wordSlug(v) && !typedID(v)
+}
+
+// wordSlug reports whether v is words joined by '-' (and maybe '_' or '.'),
+// each all lower-case letters or a short lower-case/digit part ("v2",
+// "2024").
+func wordSlug(v []byte) bool {
+	if bytes.IndexByte(v, '-') < 0 {
+		return false
+	}
+	for _, part := range bytes.FieldsFunc(v, func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
+		if !allIn(part, clsLowerLetters) && (len(part) > 4 || !allIn(part, clsLowerDigit)) {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	clsLowerLetters = class("a-z")
+	clsULID         = class("0-9", "A-H", "J-K", "M-N", "P-T", "V-Z") // Crockford base32
+	clsUUID         = class("0-9", "a-f", "A-F", "-")
+)
+
+// typedID reports whether v is <2-12 lower-case letters>_<ULID or UUID>,
+// the shape of request, event and object identifiers.
+func typedID(v []byte) bool {
+	u := bytes.IndexByte(v, '_')
+	if u < 2 || u > 12 || !allIn(v[:u], clsLowerLetters) {
+		return false
+	}
+	id := v[u+1:]
+	return len(id) == 26 && allIn(id, clsULID) || len(id) == 36 && allIn(id, clsUUID) && bytes.Count(id, []byte("-")) == 4
+}
+
+func allIn(b []byte, c *byteClass) bool {
+	for _, x := range b {
+		if !c[x] {
+			return false
+		}
+	}
+	return true
 }

@@ -188,7 +188,29 @@ func (g gen) secretPositives() []sample {
 		pos("generic-secret-assignment", `{"client_secret": "`+g.alnum(32)+`"}`),
 		pos("generic-secret-assignment", "export SECRET_TOKEN="+g.hex(32)),
 		pos("generic-secret-assignment", "credentials := \""+g.alnum(18)+"\""),
+		pos("generic-secret-assignment", "password=Tr0ub4dorX3"),
+		pos("generic-secret-assignment", "api_key: 9fQ2xLm4Pz"+g.alnum(14)),
+		pos("generic-secret-assignment", "SECRET_KEY = '"+g.alnum(12)+"#"+g.alnum(12)+"'"),
+		// Fixed-format keys with bytes glued to them (evasion attempts).
+		pos("aws-access-key-id", "x"+g.awsKeyID()),
+		pos("aws-access-key-id", "_"+g.awsKeyID()),
+		pos("aws-access-key-id", g.awsKeyID()+"x"),
+		pos("aws-access-key-id", g.awsKeyID()+"_"),
+		pos("aws-access-key-id", g.awsKeyID()+"-"),
+		pos("aws-access-key-id", "key="+g.awsKeyID()+"abc"),
+		pos("github-pat", "xghp_"+g.alnum(36)),
+		pos("github-pat", "ghp_"+g.alnum(36)+"x"),
+		pos("github-pat", "_ghp_"+g.alnum(36)+"_"),
+		pos("stripe-live-key", "xsk_live_"+g.alnum(24)+"_"),
+		pos("npm-token", "NPM_TOKEN=abcnpm_"+g.alnum(36)+"-"),
+		pos("google-oauth-access-token", "tokenya29."+g.pick(b64URLChars, 80)),
+		pos("slack-bot-token", "9xoxb-"+g.digits(11)+"-"+g.digits(12)+"-"+g.alnum(24)+"_"),
 	}
+}
+
+// awsKeyID returns an AWS access key id.
+func (g gen) awsKeyID() string {
+	return "AKIA" + g.pick("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
 }
 
 func (g gen) secretNegatives() []sample {
@@ -225,6 +247,17 @@ func (g gen) secretNegatives() []sample {
 		neg("session_token=abc"),
 		neg("password = hunter2"),
 		neg("Use AccountKey= followed by your storage key."),
+		// A key id inside a longer run of upper case and digits is data.
+		neg("digest " + g.pick(upperDigits, 12) + "AKIA" + g.pick(upperDigits, 24)),
+		// Generic assignments whose keyword does not end the name, or whose
+		// value is a slug or an identifier.
+		neg("tokenizer: bert-base-uncased-v2"),
+		neg("secretName: my-app-tls-2024"),
+		neg("secret_hash_algo = sha256WithRSA"),
+		neg("password_policy: MinLength12Upper1Digit1"),
+		neg("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf"),
+		neg("apikey: req_01HV" + g.pick("0123456789ABCDEFGHJKMNPQRSTVWXYZ", 22)),
+		neg("token_type: bearer-access-v2 model: gpt-neo-2-7b"),
 	}
 }
 
@@ -242,7 +275,9 @@ func (g gen) dataPositives() []sample {
 		pos("credit-card", "visa19 "+g.card("4", 19)),
 		pos("us-ssn", "SSN: 123-45-6789"),
 		pos("us-ssn", "ssn=078-05-1120;"),
-		pos("us-ssn", "("+fmt.Sprintf("%03d-%02d-%04d", 100+g.r.IntN(500), 10+g.r.IntN(89), 1000+g.r.IntN(8999))+")"),
+		pos("us-ssn", "social security number ("+fmt.Sprintf("%03d-%02d-%04d", 100+g.r.IntN(500), 10+g.r.IntN(89), 1000+g.r.IntN(8999))+")"),
+		pos("credit-card", `{"card_number": "`+g.card("4", 16)+`"}`),
+		pos("credit-card", "cc: "+g.card("51", 16)),
 		pos("iban", "IBAN DE89 3704 0044 0532 0130 00"),
 		pos("iban", "GB82 WEST 1234 5698 7654 32"),
 		pos("iban", "iban="+g.iban("FR", g.digits(10)+g.pick(upperDigits, 11)+g.digits(2))),
@@ -277,7 +312,7 @@ func (g gen) dataNegatives() []sample {
 	neg := func(text string) sample { return sample{Text: text} }
 	bad := g.card("4", 16)
 	bad = bad[:15] + string('0'+(bad[15]-'0'+1)%10)
-	return []sample{
+	return append([]sample{
 		neg("card 4111 1111 1111 1112 fails Luhn"),
 		neg("pan=" + bad),
 		neg("id 1234567890123456 has no issuer prefix"),
@@ -296,7 +331,31 @@ func (g gen) dataNegatives() []sample {
 		neg("Transaction 202401150000123456 completed"),
 		neg("elapsed 00:01:23.456, 99.9% done, 1e+10 ops"),
 		neg("port 8080, pid 4242, exit 0"),
+	}, g.bareNumbers()...)
+}
+
+// bareNumbers are numbers without context that look like cards or SSNs:
+// random 64-bit seeds and 16-digit ids (some pass Luhn with an issuer
+// prefix) and AAA-GG-SSSS part numbers, 50 to a line.
+func (g gen) bareNumbers() []sample {
+	var out []sample
+	line := func(n int, f func() string) {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = f()
+		}
+		out = append(out, sample{Text: strings.Join(parts, " ")})
 	}
+	for range 20 {
+		line(50, func() string { return fmt.Sprintf("seed=%d", g.r.Uint64()) })
+		line(50, func() string { return fmt.Sprintf(`{"id": %d%s},`, 1+g.r.IntN(9), g.digits(15)) })
+	}
+	for range 6 {
+		line(50, func() string {
+			return fmt.Sprintf("part %03d-%02d-%04d", 1+g.r.IntN(899), 1+g.r.IntN(99), 1+g.r.IntN(9999))
+		})
+	}
+	return out
 }
 
 func (g gen) codePositives() []sample {

@@ -76,9 +76,15 @@ func (g *Gate) Scan(stream string, data []byte) ([]byte, Report) {
 	if max := g.policy.MaxArtifactSize; max > 0 && int64(len(data)) > max {
 		limit = int(max)
 	}
-	out := data[:limit:limit]
-	if spans := st.apply(0, eng.find(out)); len(spans) > 0 {
-		out = appendRedacted(make([]byte, 0, limit+32*len(spans)), data, 0, limit, spans)
+	spans := st.apply(0, eng.find(data[:limit]))
+	end := limit
+	if st.cut >= 0 {
+		end = int(st.cut)
+		st.withhold(int64(limit))
+	}
+	out := data[:end:end]
+	if len(spans) > 0 {
+		out = appendRedacted(make([]byte, 0, end+32*len(spans)), data, 0, end, spans)
 	}
 	if limit < len(data) {
 		st.oversize(int64(limit), int64(len(data)))
@@ -107,8 +113,35 @@ func (g *Gate) ScanStream(ctx context.Context, stream string, r io.Reader, w io.
 		if err := s.flush(eof); err != nil {
 			return s.st.report(), fmt.Errorf("gate: write %s: %w", stream, err)
 		}
+		if s.st.cut >= 0 && !eof {
+			if err := s.discardRest(ctx); err != nil {
+				return s.st.report(), fmt.Errorf("gate: read %s: %w", stream, err)
+			}
+			eof = true
+		}
+	}
+	if s.st.cut >= 0 {
+		s.st.withhold(s.total)
+	}
+	if s.excess > 0 {
+		s.st.oversize(s.total, s.total+s.excess)
 	}
 	return s.st.report(), nil
+}
+
+// discardRest drains the input after the findings cap was reached: the
+// rest of the artifact is neither scanned nor written.
+func (s *streamer) discardRest(ctx context.Context) error {
+	extra, err := drain(ctx, s.r)
+	if err != nil {
+		return err
+	}
+	if s.maxSize > 0 && s.total+extra > s.maxSize {
+		s.excess = s.total + extra - s.maxSize
+		extra = s.maxSize - s.total
+	}
+	s.total += extra
+	return nil
 }
 
 // streamer is the state of one ScanStream call. buf holds unwritten bytes
@@ -125,6 +158,7 @@ type streamer struct {
 	out     []byte // redacted bytes of one round
 	base    int64  // stream offset of buf[0]
 	total   int64  // bytes read within the size limit
+	excess  int64  // bytes drained past the size limit
 }
 
 func (g *Gate) newStreamer(stream string, r io.Reader, w io.Writer) *streamer {
@@ -157,9 +191,7 @@ func (s *streamer) read(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if extra > 0 {
-		s.st.oversize(s.total, s.total+extra)
-	}
+	s.excess = extra
 	return true, nil
 }
 
@@ -167,8 +199,12 @@ func (s *streamer) read(ctx context.Context) (bool, error) {
 // rest, plus ov bytes of context, for the next round.
 func (s *streamer) flush(eof bool) error {
 	cut, ms := acceptable(s.eng.find(s.buf), s.done, len(s.buf), s.ov, eof)
+	spans := s.st.apply(s.base, ms)
+	if s.st.cut >= 0 {
+		cut = int(s.st.cut - s.base)
+	}
 	emitted := s.buf[s.done:cut]
-	if spans := s.st.apply(s.base, ms); len(spans) > 0 {
+	if len(spans) > 0 {
 		s.out = appendRedacted(s.out[:0], s.buf, s.done, cut, spans)
 		emitted = s.out
 	}
@@ -239,16 +275,27 @@ func drain(ctx context.Context, r io.Reader) (int64, error) {
 	}
 }
 
+// MaxFindings is the most findings one artifact may have. The match that
+// would be one more is replaced by a RuleTooManyFindings finding: the
+// artifact is blocked, and its bytes from that match on are neither
+// scanned further nor returned. Output with that many findings is a bulk
+// leak or an attempt to exhaust the gate, and a report of that size is
+// useless to a reviewer.
+const MaxFindings = 10000
+
 // scanState accumulates the findings and worst action of one artifact.
 type scanState struct {
 	g        *Gate
 	stream   string
 	findings []Finding
 	worst    Action
+	matches  int   // findings recorded for matches (the cap counts these)
+	cut      int64 // stream offset where the findings cap stopped the scan, or -1
+	capAt    int   // index of the too-many-findings finding
 }
 
 func (g *Gate) newState(stream string) *scanState {
-	return &scanState{g: g, stream: stream, findings: []Finding{}}
+	return &scanState{g: g, stream: stream, findings: []Finding{}, cut: -1}
 }
 
 // action is what the policy does with m; ok is false for allowed rules.
@@ -269,10 +316,15 @@ func (st *scanState) apply(base int64, ms []match) []redaction {
 	var spans []redaction
 	for _, m := range ms {
 		a, ok := st.action(m)
-		if !ok {
+		if !ok || st.cut >= 0 {
+			continue
+		}
+		if st.matches >= MaxFindings {
+			st.tooMany(base + int64(m.start))
 			continue
 		}
 		st.worst = max(st.worst, a)
+		st.matches++
 		st.findings = append(st.findings, Finding{Scanner: m.scanner, Rule: m.rule, Severity: m.severity,
 			Stream: st.stream, Offset: base + int64(m.start), Length: m.end - m.start})
 		if a >= ActionWarn {
@@ -280,6 +332,19 @@ func (st *scanState) apply(base int64, ms []match) []redaction {
 		}
 	}
 	return spans
+}
+
+// tooMany records that the findings cap was reached at offset.
+func (st *scanState) tooMany(offset int64) {
+	st.worst, st.cut, st.capAt = ActionBlock, offset, len(st.findings)
+	st.findings = append(st.findings, Finding{Scanner: "gate", Rule: RuleTooManyFindings,
+		Severity: SeverityCritical, Stream: st.stream, Offset: offset})
+}
+
+// withhold sets the length of the too-many-findings finding: the bytes
+// from the cut to end, the end of the scanned part of the artifact.
+func (st *scanState) withhold(end int64) {
+	st.findings[st.capAt].Length = int(end - st.cut)
 }
 
 // oversize records that the artifact exceeded the size limit.

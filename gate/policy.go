@@ -47,7 +47,7 @@ func (p Policy) normalize() (Policy, error) {
 	}
 	known := ruleIndex()
 	for _, id := range p.Allow {
-		if _, ok := known[id]; !ok || id == RuleRegisteredSecret || id == RuleMaxArtifactSize {
+		if _, ok := known[id]; !ok || id == RuleRegisteredSecret || id == RuleMaxArtifactSize || id == RuleTooManyFindings {
 			return Policy{}, fmt.Errorf("%w: policy allow: rule %q cannot be allowed (unknown or mandatory)", ErrInvalid, id)
 		}
 	}

@@ -3,6 +3,7 @@ package gate
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 )
 
 // dataScanner is the personal and financial data family. Its matchers are
@@ -22,8 +23,8 @@ const (
 func newDataScanner() *dataScanner {
 	high, low, info := SeverityHigh, SeverityLow, SeverityInfo
 	s := &dataScanner{rules: []Rule{
-		{ID: "credit-card", Severity: high, Description: "payment card number (13-19 digits, known issuer prefix, Luhn-valid)"},
-		{ID: "us-ssn", Severity: high, Description: "US social security number (AAA-GG-SSSS, valid area/group/serial)"},
+		{ID: "credit-card", Severity: high, Description: "payment card number (13-19 digits, known issuer prefix, Luhn-valid; grouped 4-4-4-4/4-6-5 or near a word like card, visa, pan)"},
+		{ID: "us-ssn", Severity: high, Description: "US social security number (AAA-GG-SSSS, valid area/group/serial, near the word SSN or social security)"},
 		{ID: "iban", Severity: high, Description: "IBAN with valid country length and mod-97 checksum"},
 		{ID: "email", Severity: low, Description: "e-mail address"},
 		{ID: "phone", Severity: low, Description: "phone number (E.164 +CC…, or North American (AAA) BBB-CCCC forms)"},
@@ -89,12 +90,14 @@ func (s *dataScanner) checkNumber(buf []byte, i int, try func(string, int, int))
 	// phone number continues with a group of exactly 3.
 	grouped := (next == ' ' || next == '-') && digitsAt(buf, j+1, 3)
 	if run >= 13 || run >= 3 && run <= 6 && grouped {
-		start, end := matchCard(buf, i)
-		try("credit-card", start, end)
+		if start, end, std := matchCard(buf, i); end > start && (std || nearWord(buf, i, cardWords)) {
+			try("credit-card", start, end)
+		}
 	}
 	if run == 3 && next == '-' {
-		start, end := matchSSN(buf, i)
-		try("us-ssn", start, end)
+		if start, end := matchSSN(buf, i); end > start && nearWord(buf, i, ssnWords) {
+			try("us-ssn", start, end)
+		}
 	}
 	if prev == '+' || (run == 1 || run == 3) && (next == ' ' || next == '-' || next == '.') && digitsAt(buf, j+1, 3) ||
 		run == 3 && next == ')' {
@@ -180,23 +183,73 @@ func containsByte(s string, c byte) bool {
 
 // matchCard finds a Luhn-valid card number with a known issuer prefix,
 // written as one run of digits or as groups separated by spaces or dashes.
-func matchCard(buf []byte, i int) (int, int) {
+// std reports whether it is written in a standard card grouping (4-4-4-4,
+// 4-6-5, 4-6-4, 4-4-4-4-3), which no other kind of number uses.
+func matchCard(buf []byte, i int) (start, end int, std bool) {
 	if !numberStart(buf, i) {
-		return 0, 0
+		return 0, 0, false
 	}
 	g := digitGroups(buf, i, " -", 19)
+	var sizes [8]int
 	n := 0
 	for k, end := range g.ends[:g.n] {
 		size := end - i - n - k // digits in this group
 		if g.n > 1 && (size < 3 || size > 6) {
-			return 0, 0
+			return 0, 0, false
 		}
+		sizes[k] = size
 		n += size
 		if n >= 13 && n <= 19 && numberEnd(buf, end) && cardNumber(g.digits[:n]) {
-			return i, end
+			return i, end, standardGrouping(sizes[:k+1])
 		}
 	}
-	return 0, 0
+	return 0, 0, false
+}
+
+// cardGroupings are the ways card numbers are printed in groups.
+var cardGroupings = [][]int{{4, 4, 4, 4}, {4, 6, 5}, {4, 6, 4}, {4, 4, 4, 4, 3}}
+
+func standardGrouping(sizes []int) bool {
+	for _, g := range cardGroupings {
+		if slices.Equal(g, sizes) {
+			return true
+		}
+	}
+	return false
+}
+
+// Context words. A Luhn-valid run of digits is a card number only near one
+// of cardWords (one random 16-digit id in 40 passes Luhn with a known
+// issuer prefix); a dashed AAA-GG-SSSS is an SSN only near one of ssnWords
+// (part numbers and serials share the shape).
+var (
+	cardWords = []string{"card", "visa", "amex", "american express", "discover", "jcb", "diners", "maestro",
+		"unionpay", "cc", "ccn", "pan", "payment", "credit", "debit"}
+	ssnWords = []string{"ssn", "social security", "social_security", "social-security", "socialsecurity"}
+)
+
+// contextReach is how far before a number its context word may start.
+const contextReach = 32
+
+// nearWord reports whether one of words (lower case) occurs in the
+// contextReach bytes before buf[i], ignoring case, not preceded by a
+// letter; words of up to three letters must not be followed by one either
+// ("pan" is not "japan" nor "panel").
+func nearWord(buf []byte, i int, words []string) bool {
+	lo := max(0, i-contextReach)
+	for j := lo; j < i; j++ {
+		if j > 0 && isLetter(buf[j-1]) {
+			continue
+		}
+		for _, w := range words {
+			end := j + len(w)
+			if end <= i && foldByte(buf[j]) == w[0] && equalFold(buf[j:end], w) &&
+				(len(w) > 3 || end == len(buf) || !isLetter(buf[end])) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cardNumber checks issuer prefix, length and Luhn checksum.

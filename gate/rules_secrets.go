@@ -5,18 +5,25 @@ import (
 	"regexp"
 )
 
-// Regular-expression fragments shared by the token rules.
-const (
-	leftEdge  = `(?:^|[^0-9A-Za-z_])`
-	rightEdge = `(?:[^0-9A-Za-z_-]|$)`
-	assign    = `["']?\s{0,4}(?:=|:=|:|=>)\s{0,4}["']?`
-)
+// assign is the assignment operator of contextual rules: an optional
+// closing quote, then =, :=, : or => with blanks around and an optional
+// opening quote.
+const assign = `["']?\s{0,4}(?:=|:=|:|=>)\s{0,4}["']?`
 
 // cs returns case-sensitive anchors that must start a word.
 func cs(words ...string) []Anchor {
 	out := make([]Anchor, len(words))
 	for i, w := range words {
 		out[i] = Anchor{Keyword: w, CaseSensitive: true, WordStart: isWordByte(w[0])}
+	}
+	return out
+}
+
+// exact returns case-sensitive anchors with no boundary requirement.
+func exact(words ...string) []Anchor {
+	out := make([]Anchor, len(words))
+	for i, w := range words {
+		out[i] = Anchor{Keyword: w, CaseSensitive: true}
 	}
 	return out
 }
@@ -30,26 +37,12 @@ func ci(words ...string) []Anchor {
 	return out
 }
 
-// token is a rule for a provider token recognised by its fixed prefix: the
-// regular expression body must match right at the anchor.
-func token(id string, sev Severity, desc string, anchors []Anchor, body string, maxLen int) ruleDef {
-	return ruleDef{
-		Rule: Rule{ID: id, Severity: sev, Description: desc},
-		patterns: []pattern{{
-			anchors: anchors,
-			re:      regexp.MustCompile(leftEdge + `(` + body + `)` + rightEdge),
-			group:   1,
-			before:  1,
-			after:   maxLen + 1,
-			first:   true,
-		}},
-	}
-}
-
-// contextual is a rule whose sensitive value (group 1 of expr) is found near
-// a context keyword.
-func contextual(anchors []Anchor, expr string, before, after int) pattern {
-	return pattern{anchors: anchors, re: regexp.MustCompile(expr), group: 1, before: before, after: after}
+// anchoredAt is a rule whose regular expression must match right at the
+// anchor's start (or its end, with fromEnd); group 1 is the secret. guard,
+// if set, checks the bytes before the anchor.
+func anchoredAt(anchors []Anchor, expr string, after int, fromEnd bool, guard func([]byte, Hit) bool) pattern {
+	return pattern{anchors: anchors, re: regexp.MustCompile(`^(?:` + expr + `)`), group: 1,
+		after: after, anchored: true, fromEnd: fromEnd, guard: guard}
 }
 
 func rule(id string, sev Severity, desc string, pats ...pattern) ruleDef {
@@ -67,120 +60,122 @@ func secretRules() []ruleDef {
 			pattern{anchors: cs("-----BEGIN"), match: matchPrivateKey, after: privateKeyReach}),
 		rule("putty-private-key", crit, "PuTTY private key file",
 			pattern{anchors: cs("PuTTY-User-Key-File-"), match: matchPuttyKey, after: privateKeyReach}),
-		token("age-secret-key", crit, "age encryption secret key", cs("AGE-SECRET-KEY-1"),
-			`AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}`, 74),
-		token("aws-access-key-id", crit, "AWS access key id", cs("AKIA", "ASIA", "ABIA", "ACCA"),
-			`(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}`, 20),
+		token("age-secret-key", crit, "age encryption secret key", exact("AGE-SECRET-KEY-1"),
+			prefixed(run(clsBech32, 58, 58))),
+		token("aws-access-key-id", crit, "AWS access key id", exact("AKIA", "ASIA", "ABIA", "ACCA"),
+			bounded(clsUpperDigit, run(clsUpperDigit, 16, 16))),
 		rule("aws-secret-access-key", crit, "AWS secret access key in an assignment or right after its key id",
-			contextual(ci("secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret_key", "aws-secret-key"),
-				`(?i)(?:aws[_.-]?)?secret[_.-]?(?:access[_.-]?)?key`+assign+`([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`, 8, 96),
-			pattern{anchors: cs("AKIA", "ASIA"), before: 1, after: 72, first: true,
-				re: regexp.MustCompile(leftEdge + `(?:AKIA|ASIA)[A-Z0-9]{16}[\s,;:|"'=]{1,8}([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`), group: 1}),
+			anchoredAt(ci("secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret_key", "aws-secret-key"),
+				`(?i)(?:aws[_.-]?)?secret[_.-]?(?:access[_.-]?)?key`+assign+`([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`, 96, false, nil),
+			anchoredAt(exact("AKIA", "ASIA"), `(?:AKIA|ASIA)[A-Z0-9]{16}[\s,;:|"'=]{1,8}([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`, 72, false,
+				func(buf []byte, h Hit) bool { return h.Start == 0 || !clsUpperDigit[buf[h.Start-1]] })),
 		rule("aws-session-token", crit, "AWS session token in an assignment",
-			contextual(ci("session_token", "sessiontoken", "session-token"),
-				`(?:(?i:aws[_.-]?session[_.-]?token)|"SessionToken")`+assign+`([A-Za-z0-9/+=]{100,1000})`, 12, 1040)),
+			anchoredAt(ci("session_token", "sessiontoken", "session-token"), assign+`([A-Za-z0-9/+=]{100,1000})`, 1040, true, awsSessionKey)),
 		rule("gcp-service-account-key", crit, "GCP service-account key JSON (private_key of a service_account)",
 			pattern{anchors: cs("service_account"), match: matchGCPServiceAccount, before: gcpReach, after: gcpReach}),
-		token("alibaba-access-key-id", crit, "Alibaba Cloud access key id", cs("LTAI"), `LTAI[A-Za-z0-9]{12,20}`, 24),
+		token("alibaba-access-key-id", crit, "Alibaba Cloud access key id", exact("LTAI"),
+			bounded(clsAlnum, run(clsAlnum, 12, 20))),
 		rule("azure-storage-key", crit, "Azure storage account key (AccountKey=)",
-			contextual(ci("accountkey"), `(?i)AccountKey\s{0,2}[=:]\s{0,2}["']?([A-Za-z0-9+/]{86}==)`, 0, 100)),
+			anchoredAt(ci("accountkey"), `(?i)AccountKey\s{0,2}[=:]\s{0,2}["']?([A-Za-z0-9+/]{86}==)`, 100, false, nil)),
 		rule("azure-shared-access-key", crit, "Azure Service Bus / Event Hubs shared access key",
-			contextual(ci("sharedaccesskey"), `(?i)SharedAccessKey\s{0,2}=\s{0,2}([A-Za-z0-9+/]{42,43}=)`, 0, 70)),
+			anchoredAt(ci("sharedaccesskey"), `(?i)SharedAccessKey\s{0,2}=\s{0,2}([A-Za-z0-9+/]{42,43}=)`, 70, false, nil)),
 
 		// High: VCS, package registries and provider API secrets.
-		token("gcp-api-key", high, "Google API key", cs("AIza"), `AIza[0-9A-Za-z_-]{35}`, 39),
-		token("google-oauth-client-secret", high, "Google OAuth client secret", cs("GOCSPX-"), `GOCSPX-[A-Za-z0-9_-]{28}`, 35),
-		token("google-oauth-access-token", high, "Google OAuth access token", cs("ya29."), `ya29\.[0-9A-Za-z_-]{20,}`, 2048),
-		token("github-pat", high, "GitHub personal access token (classic)", cs("ghp_"), `ghp_[A-Za-z0-9]{36}`, 40),
-		token("github-oauth-token", high, "GitHub OAuth access token", cs("gho_"), `gho_[A-Za-z0-9]{36}`, 40),
-		token("github-user-token", high, "GitHub user-to-server token", cs("ghu_"), `ghu_[A-Za-z0-9]{36}`, 40),
-		token("github-server-token", high, "GitHub server-to-server token", cs("ghs_"), `ghs_[A-Za-z0-9]{36}`, 40),
-		token("github-refresh-token", high, "GitHub refresh token", cs("ghr_"), `ghr_[A-Za-z0-9]{36,76}`, 80),
-		token("github-fine-grained-pat", high, "GitHub fine-grained personal access token", cs("github_pat_"),
-			`github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}`, 93),
-		token("gitlab-pat", high, "GitLab personal access token", cs("glpat-"), `glpat-[A-Za-z0-9_-]{20,64}`, 70),
-		token("gitlab-token", high, "GitLab deploy, runner, trigger, feed or OAuth token",
-			cs("gldt-", "glrt-", "glptt-", "glcbt-", "glft-", "gloas-", "glsoat-", "glimt-", "GR1348941"),
-			`(?:(?:gldt|glrt|glptt|glcbt|glft|gloas|glsoat|glimt)-[A-Za-z0-9_-]{20,64}|GR1348941[A-Za-z0-9_-]{20})`, 72),
-		token("npm-token", high, "npm access token", cs("npm_"), `npm_[A-Za-z0-9]{36}`, 40),
-		token("pypi-token", high, "PyPI upload token", cs("pypi-AgEIcHlwaS5vcmc", "pypi-AgENdGVzdC5weXBpLm9yZw"),
-			`pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}`, 1024),
-		token("rubygems-api-key", high, "RubyGems API key", cs("rubygems_"), `rubygems_[0-9a-f]{48}`, 57),
-		token("nuget-api-key", high, "NuGet API key", cs("oy2"), `oy2[a-z0-9]{43}`, 46),
-		token("docker-hub-pat", high, "Docker Hub personal access token", cs("dckr_pat_"), `dckr_pat_[A-Za-z0-9_-]{27,64}`, 73),
-		token("stripe-live-key", high, "Stripe live secret key", cs("sk_live_"), `sk_live_[0-9a-zA-Z]{24,99}`, 107),
-		token("stripe-restricted-key", high, "Stripe live restricted key", cs("rk_live_"), `rk_live_[0-9a-zA-Z]{24,99}`, 107),
-		token("stripe-webhook-secret", high, "Stripe webhook signing secret", cs("whsec_"), `whsec_[A-Za-z0-9+/]{32,88}`, 94),
-		token("slack-bot-token", high, "Slack bot token", cs("xoxb-"), `xoxb-[0-9]{8,13}-[0-9]{8,13}-[A-Za-z0-9]{24,34}`, 70),
-		token("slack-user-token", high, "Slack user token", cs("xoxp-"),
-			`xoxp-[0-9]{8,13}-[0-9]{8,13}-[0-9]{8,13}-[A-Za-z0-9]{32}`, 90),
-		token("slack-token", high, "Slack app, configuration, refresh or legacy token", cs("xapp-", "xoxa-", "xoxe-", "xoxe.", "xoxr-", "xoxs-"),
-			`(?:xapp-[0-9]-[A-Z0-9]{9,12}-[0-9]{10,13}-[a-f0-9]{64}|xox[aers][.-](?:xox[bp]-)?(?:[0-9]-)?[A-Za-z0-9-]{10,250})`, 260),
+		token("gcp-api-key", high, "Google API key", exact("AIza"),
+			tokenSpec{segs: []seg{run(clsWordDash, 35, 35)}, notBefore: clsWordDash}),
+		token("google-oauth-client-secret", high, "Google OAuth client secret", exact("GOCSPX-"), prefixed(run(clsWordDash, 28, 28))),
+		token("google-oauth-access-token", high, "Google OAuth access token", exact("ya29."), prefixed(run(clsWordDash, 20, 2048))),
+		token("github-pat", high, "GitHub personal access token (classic)", exact("ghp_"), prefixed(run(clsAlnum, 36, 36))),
+		token("github-oauth-token", high, "GitHub OAuth access token", exact("gho_"), prefixed(run(clsAlnum, 36, 36))),
+		token("github-user-token", high, "GitHub user-to-server token", exact("ghu_"), prefixed(run(clsAlnum, 36, 36))),
+		token("github-server-token", high, "GitHub server-to-server token", exact("ghs_"), prefixed(run(clsAlnum, 36, 36))),
+		token("github-refresh-token", high, "GitHub refresh token", exact("ghr_"), prefixed(run(clsAlnum, 36, 76))),
+		token("github-fine-grained-pat", high, "GitHub fine-grained personal access token", exact("github_pat_"),
+			prefixed(run(clsAlnum, 22, 22), lit("_"), run(clsAlnum, 59, 59))),
+		token("gitlab-pat", high, "GitLab personal access token", exact("glpat-"), prefixed(run(clsWordDash, 20, 64))),
+		rule("gitlab-token", high, "GitLab deploy, runner, trigger, feed or OAuth token",
+			tokenPattern(exact("gldt-", "glrt-", "glptt-", "glcbt-", "glft-", "gloas-", "glsoat-", "glimt-"), prefixed(run(clsWordDash, 20, 64))),
+			tokenPattern(exact("GR1348941"), prefixed(run(clsWordDash, 20, 20)))),
+		token("npm-token", high, "npm access token", exact("npm_"), prefixed(run(clsAlnum, 36, 36))),
+		token("pypi-token", high, "PyPI upload token", exact("pypi-AgEIcHlwaS5vcmc", "pypi-AgENdGVzdC5weXBpLm9yZw"),
+			prefixed(run(clsWordDash, 50, 1000))),
+		token("rubygems-api-key", high, "RubyGems API key", exact("rubygems_"), prefixed(run(clsHexLower, 48, 48))),
+		token("nuget-api-key", high, "NuGet API key", exact("oy2"), bounded(clsLowerDigit, run(clsLowerDigit, 43, 43))),
+		token("docker-hub-pat", high, "Docker Hub personal access token", exact("dckr_pat_"), prefixed(run(clsWordDash, 27, 64))),
+		token("stripe-live-key", high, "Stripe live secret key", exact("sk_live_"), prefixed(run(clsAlnum, 24, 99))),
+		token("stripe-restricted-key", high, "Stripe live restricted key", exact("rk_live_"), prefixed(run(clsAlnum, 24, 99))),
+		token("stripe-webhook-secret", high, "Stripe webhook signing secret", exact("whsec_"), prefixed(run(clsB64, 32, 88))),
+		token("slack-bot-token", high, "Slack bot token", exact("xoxb-"),
+			prefixed(run(clsDigit, 8, 13), lit("-"), run(clsDigit, 8, 13), lit("-"), run(clsAlnum, 24, 34))),
+		token("slack-user-token", high, "Slack user token", exact("xoxp-"),
+			prefixed(run(clsDigit, 8, 13), lit("-"), run(clsDigit, 8, 13), lit("-"), run(clsDigit, 8, 13), lit("-"), run(clsAlnum, 32, 32))),
+		rule("slack-token", high, "Slack app, configuration, refresh or legacy token",
+			tokenPattern(exact("xapp-"), prefixed(run(clsDigit, 1, 1), lit("-"), run(clsUpperDigit, 9, 12), lit("-"),
+				run(clsDigit, 10, 13), lit("-"), run(clsHexLower, 64, 64))),
+			tokenPattern(exact("xoxa-", "xoxe-", "xoxe.", "xoxr-", "xoxs-"), prefixed(run(clsAlnumDash, 10, 256)))),
 		rule("slack-webhook", high, "Slack incoming webhook URL",
-			contextual(ci("hooks.slack.com/"),
-				`https?://hooks\.slack\.com/((?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,200})`, 8, 220)),
-		rule("twilio-api-key", high, "Twilio API key secret",
-			pattern{anchors: cs("SK"), re: regexp.MustCompile(leftEdge + `(SK[0-9a-fA-F]{32})` + rightEdge),
-				group: 1, before: 1, after: 33, guard: followedBy(isHexByte, 32)}),
-		token("sendgrid-api-key", high, "SendGrid API key", cs("SG."), `SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, 69),
-		rule("mailgun-api-key", high, "Mailgun API key",
-			pattern{anchors: cs("key-"), re: regexp.MustCompile(leftEdge + `(key-[0-9a-f]{32})` + rightEdge),
-				group: 1, before: 1, after: 33, guard: followedBy(isHexByte, 32)}),
+			anchoredAt(ci("hooks.slack.com/"), `((?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,200})`, 220, true,
+				follows("https://", "http://"))),
+		token("twilio-api-key", high, "Twilio API key secret", cs("SK"), wholeWord(run(clsHex, 32, 32))),
+		token("sendgrid-api-key", high, "SendGrid API key", exact("SG."),
+			prefixed(run(clsWordDash, 22, 22), lit("."), run(clsWordDash, 43, 43))),
+		token("mailgun-api-key", high, "Mailgun API key", cs("key-"), wholeWord(run(clsHexLower, 32, 32))),
 		rule("mailchimp-api-key", high, "Mailchimp API key",
-			pattern{anchors: cs("-us"), re: regexp.MustCompile(leftEdge + `([0-9a-f]{32}-us[0-9]{1,2})` + rightEdge),
-				group: 1, before: 33, after: 3, guard: precededBy(isHexByte, 32)}),
+			pattern{anchors: exact("-us"), match: matchMailchimp, before: 33, after: 3}),
 		rule("discord-bot-token", high, "Discord bot token near the word discord",
-			contextual(ci("discord"),
-				leftEdge+`([MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38})`+rightEdge, 0, 256)),
+			pattern{anchors: ci("discord"), match: matchDiscordBot, after: discordReach}),
 		rule("discord-webhook", high, "Discord webhook URL",
-			contextual(ci("discord.com/api/webhooks/", "discordapp.com/api/webhooks/"),
-				`https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/([0-9]{17,20}/[A-Za-z0-9_-]{60,68})`, 16, 100)),
+			anchoredAt(ci("discord.com/api/webhooks/", "discordapp.com/api/webhooks/"), `([0-9]{17,20}/[A-Za-z0-9_-]{60,68})`, 90, true,
+				follows("https://", "https://ptb.", "https://canary."))),
 		rule("telegram-bot-token", high, "Telegram bot token",
-			pattern{anchors: cs(":AA"), re: regexp.MustCompile(`(?:^|[^0-9])([0-9]{8,10}:AA[0-9A-Za-z_-]{33})` + rightEdge),
-				group: 1, before: 11, after: 34}),
+			pattern{anchors: exact(":AA"), match: matchTelegram, before: 11, after: 34}),
 		rule("openai-api-key", high, "OpenAI API key",
-			pattern{anchors: []Anchor{{Keyword: "T3BlbkFJ", CaseSensitive: true}}, re: regexp.MustCompile(leftEdge + `(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{16,200}T3BlbkFJ[A-Za-z0-9_-]{16,200})` + rightEdge),
-				group: 1, before: 230, after: 201},
-			pattern{anchors: cs("sk-proj-", "sk-svcacct-", "sk-admin-"), re: regexp.MustCompile(leftEdge + `(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,250})` + rightEdge),
-				group: 1, before: 1, after: 251}),
-		token("anthropic-api-key", high, "Anthropic API key", cs("sk-ant-"), `sk-ant-(?:api|admin|sid)[0-9]{2}-[A-Za-z0-9_-]{80,120}`, 135),
-		token("huggingface-token", high, "Hugging Face access token", cs("hf_"), `hf_[A-Za-z]{34}`, 37),
-		token("digitalocean-token", high, "DigitalOcean token", cs("dop_v1_", "doo_v1_", "dor_v1_"), `do[opr]_v1_[a-f0-9]{64}`, 71),
+			pattern{anchors: exact("T3BlbkFJ"), match: matchOpenAILegacy, before: openAIReach, after: openAIReach},
+			tokenPattern(cs("sk-proj-", "sk-svcacct-", "sk-admin-"), wordStart(run(clsWordDash, 40, 250)))),
+		token("anthropic-api-key", high, "Anthropic API key", exact("sk-ant-"),
+			prefixed(lit("api", "admin", "sid"), run(clsDigit, 2, 2), lit("-"), run(clsWordDash, 80, 120))),
+		token("huggingface-token", high, "Hugging Face access token", cs("hf_"), wordStart(run(clsLetters, 34, 34))),
+		token("digitalocean-token", high, "DigitalOcean token", exact("dop_v1_", "doo_v1_", "dor_v1_"), prefixed(run(clsHexLower, 64, 64))),
 		rule("heroku-api-key", high, "Heroku API key",
-			pattern{anchors: cs("HRKU-"), re: regexp.MustCompile(leftEdge + `(HRKU-[A-Za-z0-9_-]{60})` + rightEdge), group: 1, before: 1, after: 61},
-			contextual(ci("heroku"),
-				`(?i)heroku[A-Za-z0-9_.-]{0,30}`+assign+`([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b`, 0, 90)),
-		token("shopify-token", high, "Shopify access token or shared secret", cs("shpat_", "shpca_", "shppa_", "shpss_"),
-			`shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}`, 38),
-		token("square-access-token", high, "Square access token", cs("sq0atp-", "EAAA"), `(?:sq0atp-[0-9A-Za-z_-]{22}|EAAA[A-Za-z0-9_-]{60})`, 64),
-		token("square-oauth-secret", high, "Square OAuth secret", cs("sq0csp-"), `sq0csp-[0-9A-Za-z_-]{43}`, 50),
+			tokenPattern(exact("HRKU-"), prefixed(run(clsWordDash, 60, 60))),
+			pattern{anchors: ci("heroku"), match: matchHerokuAssignment, after: 90}),
+		token("shopify-token", high, "Shopify access token or shared secret", exact("shpat_", "shpca_", "shppa_", "shpss_"),
+			prefixed(run(clsHex, 32, 32))),
+		rule("square-access-token", high, "Square access token",
+			tokenPattern(exact("sq0atp-"), prefixed(run(clsWordDash, 22, 22))),
+			tokenPattern(exact("EAAA"), tokenSpec{segs: []seg{run(clsWordDash, 60, 60)}, notBefore: clsWordDash})),
+		token("square-oauth-secret", high, "Square OAuth secret", exact("sq0csp-"), prefixed(run(clsWordDash, 43, 43))),
 		rule("datadog-api-key", high, "Datadog API or application key in an assignment",
-			contextual(ci("datadog", "dd_api_key", "dd_app_key", "dd-api-key", "dd_application_key"),
-				`(?i)(?:datadog|dd)[_.-]?(?:api|app|application)?[_.-]?key`+assign+`([a-f0-9]{40}|[a-f0-9]{32})\b`, 0, 120)),
+			anchoredAt(ci("datadog", "dd_api_key", "dd_app_key", "dd-api-key", "dd_application_key"),
+				`(?i)(?:datadog|dd)[_.-]?(?:api|app|application)?[_.-]?key`+assign+`([a-f0-9]{40}|[a-f0-9]{32})\b`, 120, false, nil)),
 		rule("azure-ad-client-secret", high, "Microsoft Entra ID (Azure AD) client secret",
-			pattern{anchors: []Anchor{{Keyword: "Q~", CaseSensitive: true}}, re: regexp.MustCompile(`(?:^|[^A-Za-z0-9_~.-])([A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34})(?:[^A-Za-z0-9_~.-]|$)`),
-				group: 1, before: 5, after: 35}),
-		token("postman-api-key", high, "Postman API key", cs("PMAK-"), `PMAK-[a-f0-9]{24}-[a-f0-9]{34}`, 64),
-		token("linear-api-key", high, "Linear API key", cs("lin_api_"), `lin_api_[A-Za-z0-9]{40}`, 48),
-		token("doppler-token", high, "Doppler token", cs("dp.pt.", "dp.st.", "dp.ct.", "dp.sa."), `dp\.(?:pt|st|ct|sa)\.[A-Za-z0-9]{40,44}`, 50),
-		token("vault-token", high, "HashiCorp Vault token", cs("hvs.", "hvb."), `hv[sb]\.[A-Za-z0-9_-]{24,255}`, 260),
+			pattern{anchors: exact("Q~"), match: matchAzureADSecret, before: 5, after: 35}),
+		token("postman-api-key", high, "Postman API key", exact("PMAK-"),
+			prefixed(run(clsHexLower, 24, 24), lit("-"), run(clsHexLower, 34, 34))),
+		token("linear-api-key", high, "Linear API key", exact("lin_api_"), prefixed(run(clsAlnum, 40, 40))),
+		token("doppler-token", high, "Doppler token", exact("dp.pt.", "dp.st.", "dp.ct.", "dp.sa."), prefixed(run(clsAlnum, 40, 44))),
+		token("vault-token", high, "HashiCorp Vault token", exact("hvs.", "hvb."), prefixed(run(clsWordDash, 24, 255))),
 		rule("terraform-cloud-token", high, "Terraform Cloud / HCP API token",
-			pattern{anchors: cs(".atlasv1."), re: regexp.MustCompile(`(?:^|[^A-Za-z0-9])([A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70})` + rightEdge),
-				group: 1, before: 15, after: 71}),
-		token("grafana-token", high, "Grafana service account or cloud token", cs("glsa_", "glc_"),
-			`(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,400}={0,2})`, 410),
-		token("newrelic-api-key", high, "New Relic user API key", cs("NRAK-"), `NRAK-[A-Z0-9]{27}`, 32),
-		token("pulumi-token", high, "Pulumi access token", cs("pul-"), `pul-[a-f0-9]{40}`, 44),
-		token("databricks-token", high, "Databricks personal access token", cs("dapi"), `dapi[a-f0-9]{32}(?:-[0-9])?`, 38),
+			pattern{anchors: exact(".atlasv1."), match: matchTerraform, before: 15, after: 71}),
+		rule("grafana-token", high, "Grafana service account or cloud token",
+			tokenPattern(exact("glsa_"), prefixed(run(clsAlnum, 32, 32), lit("_"), run(clsHex, 8, 8))),
+			tokenPattern(exact("glc_"), prefixed(run(clsB64, 32, 400), run(clsB64Pad, 0, 2)))),
+		token("newrelic-api-key", high, "New Relic user API key", exact("NRAK-"), prefixed(run(clsUpperDigit, 27, 27))),
+		token("pulumi-token", high, "Pulumi access token", cs("pul-"), wordStart(run(clsHexLower, 40, 40))),
+		token("databricks-token", high, "Databricks personal access token", cs("dapi"),
+			wholeWord(run(clsHexLower, 32, 32), lit("", "-0", "-1", "-2", "-3", "-4", "-5", "-6", "-7", "-8", "-9"))),
 
-		// Medium: bearer tokens, passwords in URLs, generic assignments.
-		token("jwt", med, "JSON Web Token", cs("eyJ"),
-			`eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*`, 8<<10),
+		// Medium: bearer tokens, passwords in URLs, generic assignments. A
+		// JWT must start a run of base64url bytes: "eyJ" inside one is not a
+		// new token (and cannot make the search quadratic).
+		token("jwt", med, "JSON Web Token", exact("eyJ"),
+			tokenSpec{segs: []seg{run(clsWordDash, 5, 4<<10), lit(".eyJ"), run(clsWordDash, 5, 8<<10), lit("."),
+				run(clsWordDash, 0, 2<<10)}, notBefore: clsWordDash}),
 		rule("url-password", med, "URL with an embedded password (scheme://user:pass@host)",
 			pattern{anchors: ci("://"), before: 33, after: 400, match: matchURLPassword, valid: notPlaceholder}),
 		rule("generic-secret-assignment", med, "password=/api_key=/secret=/token= assignment of a high-entropy value",
 			pattern{anchors: ci("password", "passwd", "secret", "token", "api_key", "apikey", "api-key", "access_key", "auth_key", "credential"),
-				before: 0, after: 320, match: matchAssignment, valid: highEntropySecret}),
+				before: 65, after: 320, match: matchAssignment, valid: plausibleSecret}),
 	}
 }
 
@@ -191,6 +186,8 @@ const (
 
 // matchPrivateKey reports a "-----BEGIN … PRIVATE KEY…-----" block through its
 // END line, or through the end of its base64 body when the END is missing.
+// The body ends at the next "-----" at the latest, so a hit never reads
+// past the next block.
 func matchPrivateKey(buf []byte, h Hit) (int, int) {
 	hdr := buf[h.End:min(len(buf), h.End+64)]
 	close := bytes.Index(hdr, []byte("-----"))
@@ -199,13 +196,15 @@ func matchPrivateKey(buf []byte, h Hit) (int, int) {
 	}
 	body := h.End + close + 5
 	lim := min(len(buf), body+privateKeyReach)
-	if i := bytes.Index(buf[body:lim], []byte("-----END")); i >= 0 {
-		end := body + i + 8
-		tail := buf[end:min(len(buf), end+64)]
-		if j := bytes.Index(tail, []byte("-----")); j >= 0 {
-			return h.Start, end + j + 5
+	if i := bytes.Index(buf[body:lim], []byte("-----")); i >= 0 {
+		if end := body + i + 8; bytes.HasPrefix(buf[body+i:lim], []byte("-----END")) {
+			tail := buf[end:min(len(buf), end+64)]
+			if j := bytes.Index(tail, []byte("-----")); j >= 0 {
+				return h.Start, end + j + 5
+			}
+			return h.Start, end
 		}
-		return h.Start, end
+		lim = body + i
 	}
 	end := body
 	for end < lim && isKeyBodyByte(buf[end]) {
@@ -222,6 +221,9 @@ func isKeyBodyByte(c byte) bool {
 // Private-MAC line (or the end of the private lines).
 func matchPuttyKey(buf []byte, h Hit) (int, int) {
 	lim := min(len(buf), h.End+privateKeyReach)
+	if next := bytes.Index(buf[h.End:lim], []byte("PuTTY-User-Key-File-")); next >= 0 {
+		lim = h.End + next // the next key file starts here
+	}
 	region := buf[h.End:lim]
 	if !bytes.Contains(region, []byte("Private-Lines:")) {
 		return 0, 0
@@ -271,13 +273,27 @@ func isURLAuthorityEnd(c byte) bool {
 	return c < 0x20
 }
 
-// matchAssignment parses "<keyword><ident>[quote] <op> [quote]<value>"
+// matchAssignment parses "<ident><keyword><tail>[quote] <op> [quote]<value>"
 // where op is =, :=, : or => and reports the value (8-256 bytes up to a
-// quote, blank or delimiter).
+// quote, blank or delimiter). The keyword must end the identifier (tail is
+// empty, a plural "s" or "key": db_password, client_secret, SECRET_KEY,
+// credentials), so that tokenizer, secretName or password_policy are not
+// secrets; an identifier right after ':' is a path segment (an ARN's
+// ":secret:"), not a key.
 func matchAssignment(buf []byte, h Hit) (int, int) {
+	s := h.Start
+	for s > 0 && h.Start-s < 64 && isIdentByte(buf[s-1]) {
+		s--
+	}
+	if s > 0 && buf[s-1] == ':' {
+		return 0, 0
+	}
 	i, lim := h.End, min(len(buf), h.End+48)
-	for i < lim && (isWordByte(buf[i]) || buf[i] == '.' || buf[i] == '-') {
+	for i < lim && isIdentByte(buf[i]) {
 		i++
+	}
+	if !secretNameTail(buf[h.End:i]) {
+		return 0, 0
 	}
 	i = skipBytes(buf, i, "\"' \t")
 	switch {
@@ -297,6 +313,18 @@ func matchAssignment(buf []byte, h Hit) (int, int) {
 		return 0, 0
 	}
 	return start, end
+}
+
+func isIdentByte(c byte) bool { return isWordByte(c) || c == '.' || c == '-' }
+
+// secretNameTail accepts what may follow a secret keyword at the end of an
+// identifier.
+func secretNameTail(t []byte) bool {
+	switch {
+	case len(t) == 0, equalFold(t, "s"), equalFold(t, "key"), equalFold(t, "_key"), equalFold(t, "-key"):
+		return true
+	}
+	return false
 }
 
 // skipBytes advances i over at most 4 bytes from set.
@@ -337,4 +365,213 @@ func matchGCPServiceAccount(buf []byte, h Hit) (int, int) {
 		return 0, 0
 	}
 	return start, start + end
+}
+
+// awsSessionKey is the guard of aws-session-token: the keyword is
+// aws_session_token (any case, any of _ . - or nothing as separators) or
+// the JSON key "SessionToken".
+func awsSessionKey(buf []byte, h Hit) bool {
+	before := buf[max(0, h.Start-4):h.Start]
+	for _, p := range []string{"aws", "aws_", "aws.", "aws-"} {
+		if hasSuffixFold(before, p) {
+			return true
+		}
+	}
+	return string(buf[h.Start:h.End]) == "SessionToken" && h.Start > 0 && buf[h.Start-1] == '"' &&
+		h.End < len(buf) && buf[h.End] == '"'
+}
+
+// parseAssign reads the assignment operator of a contextual rule at i
+// (see assign) and returns where the value starts, or -1.
+func parseAssign(buf []byte, i int) int {
+	i = skipBytes(buf, i, "\"'")
+	i = skipBytes(buf, i, " \t\n\r\f")
+	switch {
+	case i+1 < len(buf) && (buf[i] == ':' && buf[i+1] == '=' || buf[i] == '=' && buf[i+1] == '>'):
+		i += 2
+	case i < len(buf) && (buf[i] == '=' || buf[i] == ':'):
+		i++
+	default:
+		return -1
+	}
+	i = skipBytes(buf, i, " \t\n\r\f")
+	if i < len(buf) && (buf[i] == '"' || buf[i] == '\'') {
+		i++
+	}
+	return i
+}
+
+// matchHerokuAssignment reports the UUID of heroku<ident> = <uuid>
+// (HEROKU_API_KEY=…).
+func matchHerokuAssignment(buf []byte, h Hit) (int, int) {
+	i := h.End
+	for i < len(buf) && i-h.End < 30 && isIdentByte(buf[i]) {
+		i++
+	}
+	if i = parseAssign(buf, i); i < 0 {
+		return 0, 0
+	}
+	j := i
+	for k, n := range []int{8, 4, 4, 4, 12} {
+		if k > 0 {
+			if j >= len(buf) || buf[j] != '-' {
+				return 0, 0
+			}
+			j++
+		}
+		if j = matchRun(buf, j, seg{cls: clsHexLower, min: n, max: n}, true); j < 0 {
+			return 0, 0
+		}
+	}
+	if j < len(buf) && isWordByte(buf[j]) {
+		return 0, 0
+	}
+	return i, j
+}
+
+// matchMailchimp reports <32 lower-case hex>-us<1-2 digits> around "-us".
+func matchMailchimp(buf []byte, h Hit) (int, int) {
+	s := h.Start - 32
+	if s < 0 || s > 0 && isWordByte(buf[s-1]) {
+		return 0, 0
+	}
+	for _, c := range buf[s:h.Start] {
+		if !clsHexLower[c] {
+			return 0, 0
+		}
+	}
+	end := matchRun(buf, h.End, seg{cls: clsDigit, min: 1, max: 2}, false)
+	if end < 0 || end < len(buf) && clsWordDash[buf[end]] {
+		return 0, 0
+	}
+	return s, end
+}
+
+// matchTelegram reports <8-10 digits>:AA<33 base64url> around ":AA".
+func matchTelegram(buf []byte, h Hit) (int, int) {
+	s := h.Start
+	for s > 0 && h.Start-s <= 10 && isDigit(buf[s-1]) {
+		s--
+	}
+	if n := h.Start - s; n < 8 || n > 10 {
+		return 0, 0
+	}
+	end := matchRun(buf, h.End, seg{cls: clsWordDash, min: 33, max: 33}, true)
+	if end < 0 {
+		return 0, 0
+	}
+	return s, end
+}
+
+var clsAzureSecret = class("a-z", "A-Z", "0-9", "_~.-")
+
+// matchAzureADSecret reports an Entra ID client secret: three bytes of
+// [A-Za-z0-9_~.], a digit, "Q~" and 31-34 bytes of [A-Za-z0-9_~.-], not
+// part of a longer run of those bytes.
+func matchAzureADSecret(buf []byte, h Hit) (int, int) {
+	s := h.Start - 4
+	if s < 0 || s > 0 && clsAzureSecret[buf[s-1]] || !isDigit(buf[h.Start-1]) {
+		return 0, 0
+	}
+	for _, c := range buf[s : h.Start-1] {
+		if c == '-' || !clsAzureSecret[c] {
+			return 0, 0
+		}
+	}
+	end := matchRun(buf, h.End, seg{cls: clsAzureSecret, min: 31, max: 34}, false)
+	if end < 0 {
+		return 0, 0
+	}
+	return s, end
+}
+
+var clsTerraform = class("a-z", "A-Z", "0-9", "_=-")
+
+// matchTerraform reports <14 alphanumerics>.atlasv1.<60-70 bytes>.
+func matchTerraform(buf []byte, h Hit) (int, int) {
+	s := h.Start - 14
+	if s < 0 || s > 0 && clsAlnum[buf[s-1]] {
+		return 0, 0
+	}
+	for _, c := range buf[s:h.Start] {
+		if !clsAlnum[c] {
+			return 0, 0
+		}
+	}
+	end := matchRun(buf, h.End, seg{cls: clsTerraform, min: 60, max: 70}, true)
+	if end < 0 {
+		return 0, 0
+	}
+	return s, end
+}
+
+// openAIReach bounds how far a legacy OpenAI key extends around T3BlbkFJ.
+const openAIReach = 220
+
+// matchOpenAILegacy reports sk-[proj-|svcacct-|admin-]<16-200>T3BlbkFJ<16-200>
+// (bytes of base64url), the key starting a word.
+func matchOpenAILegacy(buf []byte, h Hit) (int, int) {
+	end := matchRun(buf, h.End, seg{cls: clsWordDash, min: 16, max: 200}, true)
+	if end < 0 {
+		return 0, 0
+	}
+	r, lo := h.Start, max(0, h.Start-openAIReach+8)
+	for r > lo && clsWordDash[buf[r-1]] {
+		r--
+	}
+	for p := r; p+3+16 <= h.Start; p++ {
+		if string(buf[p:p+3]) == "sk-" && (p == 0 || !clsWord[buf[p-1]]) {
+			return p, end
+		}
+	}
+	return 0, 0
+}
+
+// discordReach is how far after the word "discord" a bot token may end.
+const discordReach = 256
+
+// matchDiscordBot reports the first bot token in the discordReach bytes
+// after the word discord: [MNO]<23-27>.<6>.<27-38> (base64url bytes).
+func matchDiscordBot(buf []byte, h Hit) (int, int) {
+	hi := min(len(buf), h.End+discordReach)
+	for i := h.End; i < hi; {
+		d := bytes.IndexByte(buf[i:hi], '.')
+		if d < 0 {
+			return 0, 0
+		}
+		d += i
+		if start, end := discordTokenAt(buf, h.End, d, hi); end > start {
+			return start, end
+		}
+		i = d + 1
+	}
+	return 0, 0
+}
+
+// discordTokenAt checks for a bot token whose first dot is at d, within
+// [lo, hi).
+func discordTokenAt(buf []byte, lo, d, hi int) (int, int) {
+	d2 := d + 7
+	if d2 >= hi || buf[d2] != '.' {
+		return 0, 0
+	}
+	for _, c := range buf[d+1 : d2] {
+		if !clsWordDash[c] {
+			return 0, 0
+		}
+	}
+	end := matchRun(buf, d2+1, seg{cls: clsWordDash, min: 27, max: 38}, false)
+	if end < 0 || end > hi {
+		return 0, 0
+	}
+	r := d
+	for r > lo && d-r < 28 && clsWordDash[buf[r-1]] {
+		r--
+	}
+	for s := max(r, d-28); s <= d-24; s++ {
+		if (buf[s] == 'M' || buf[s] == 'N' || buf[s] == 'O') && (s == 0 || !clsWord[buf[s-1]]) {
+			return s, end
+		}
+	}
+	return 0, 0
 }

@@ -62,6 +62,7 @@ type Match struct {
 const (
 	RuleRegisteredSecret = "registered-secret"
 	RuleMaxArtifactSize  = "max-artifact-size"
+	RuleTooManyFindings  = "too-many-findings"
 )
 
 func isWordByte(c byte) bool {
@@ -79,8 +80,14 @@ type pattern struct {
 	re            *regexp.Regexp
 	group         int
 	before, after int
-	// first stops after the first match (the match starts at the anchor).
-	first bool
+	// anchored applies re (which starts with ^) once to buf[from:end+after],
+	// where from is the anchor's start, or its end when fromEnd is set: a
+	// hit then costs at most the length of one match attempt, never a
+	// search of the whole window.
+	anchored, fromEnd bool
+	// untilNext ends the window before the next occurrence of one of the
+	// pattern's anchors after the hit (see command).
+	untilNext bool
 	// line narrows the window to the line containing the anchor.
 	line bool
 	// guard, if set, is a cheap test of the hit's surroundings that must
@@ -153,16 +160,45 @@ func (s *patternScanner) Check(buf []byte, h Hit, emit func(Match)) {
 	if p.line {
 		lo, hi = lineBounds(buf, lo, h.Start, h.End, hi)
 	}
-	n := -1
-	if p.first {
-		n = 1
+	if p.untilNext {
+		hi = nextAnchor(buf, h.End, hi, p.anchors)
 	}
-	for _, m := range p.re.FindAllSubmatchIndex(buf[lo:hi], n) {
-		g := 2 * p.group
-		if m[g] >= 0 {
-			s.report(buf, o, lo+m[g], lo+m[g+1], emit)
+	if p.anchored {
+		lo = h.Start
+		if p.fromEnd {
+			lo = h.End
+		}
+		if m := p.re.FindSubmatchIndex(buf[lo:hi]); m != nil {
+			s.reportGroup(buf, o, lo, m, emit)
+		}
+		return
+	}
+	for _, m := range p.re.FindAllSubmatchIndex(buf[lo:hi], -1) {
+		s.reportGroup(buf, o, lo, m, emit)
+	}
+}
+
+// reportGroup reports the pattern's group of a match found at offset lo.
+func (s *patternScanner) reportGroup(buf []byte, o anchorOwner, lo int, m []int, emit func(Match)) {
+	if g := 2 * o.pat.group; m[g] >= 0 {
+		s.report(buf, o, lo+m[g], lo+m[g+1], emit)
+	}
+}
+
+// nextAnchor returns the offset of the first occurrence of one of the
+// anchors in buf[from:hi] (respecting their case and boundary conditions),
+// or hi.
+func nextAnchor(buf []byte, from, hi int, anchors []Anchor) int {
+	for j := from; j < hi; j++ {
+		c := foldByte(buf[j])
+		for _, a := range anchors {
+			end := j + len(a.Keyword)
+			if c == foldByte(a.Keyword[0]) && end <= len(buf) && equalFold(buf[j:end], a.Keyword) && anchorOK(buf, a, j, end) {
+				return j
+			}
 		}
 	}
+	return hi
 }
 
 // lineBounds narrows [lo, hi) to the line containing [start, end).
@@ -202,7 +238,9 @@ func Rules() []Rule {
 		Rule{ID: RuleRegisteredSecret, Scanner: "secrets", Severity: SeverityMedium,
 			Description: "a secret registered with the credential proxy (always redacted)"},
 		Rule{ID: RuleMaxArtifactSize, Scanner: "gate", Severity: SeverityCritical,
-			Description: "the artifact exceeds the policy's maximum size (always blocked)"})
+			Description: "the artifact exceeds the policy's maximum size (always blocked)"},
+		Rule{ID: RuleTooManyFindings, Scanner: "gate", Severity: SeverityCritical,
+			Description: "the artifact has more than MaxFindings findings; the rest is withheld (always blocked)"})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

@@ -1,0 +1,76 @@
+package gate
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// adversarialKeywords lists every distinct prefilter keyword of the
+// built-in scanners, in their original case.
+func adversarialKeywords() []string {
+	var kws []string
+	for _, s := range builtinScanners() {
+		for _, a := range s.Anchors() {
+			kws = append(kws, a.Keyword)
+		}
+	}
+	slices.Sort(kws)
+	return slices.Compact(kws)
+}
+
+// adversarialInputs builds, for every keyword, size bytes of the keyword
+// repeated back to back and separated by '=', plus one line mixing every
+// keyword: the inputs that make a per-hit check run over its whole window.
+func adversarialInputs(size int) map[string][]byte {
+	in := map[string][]byte{}
+	fill := func(unit string) []byte {
+		return bytes.Repeat([]byte(unit), size/len(unit)+1)[:size]
+	}
+	for _, kw := range adversarialKeywords() {
+		in[kw] = fill(kw)
+		in[kw+"="] = fill(kw + "=")
+	}
+	in["mixed line"] = fill(strings.Join(adversarialKeywords(), " ") + " ")
+	return in
+}
+
+// TestAdversarialThroughput asserts a loose floor on the worst case: 1 MiB
+// of any keyword repeated must scan in under 0.5 s, the rate of 4 MiB in
+// 2 s (measured: at most ~100 ms per MiB). Before per-hit work was bounded,
+// 1 MiB of "nc=" took 14 s. BenchmarkAdversarial has the figures.
+func TestAdversarialThroughput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scans ~250 MiB")
+	}
+	g := newGate(t, DefaultPolicy())
+	worst, worstName := time.Duration(0), ""
+	for name, data := range adversarialInputs(1 << 20) {
+		start := time.Now()
+		_, rep := g.Scan("stdout", data)
+		d := time.Since(start)
+		if d > worst {
+			worst, worstName = d, name
+		}
+		if d > 500*time.Millisecond {
+			t.Errorf("%q repeated: %v for 1 MiB (%d findings)", name, d, len(rep.Findings))
+		}
+	}
+	t.Logf("slowest: %q, %v for 1 MiB", worstName, worst)
+}
+
+// BenchmarkAdversarial scans 4 MiB of the worst inputs: the slowest
+// keywords and the line mixing every keyword.
+func BenchmarkAdversarial(b *testing.B) {
+	in := adversarialInputs(4 << 20)
+	for _, name := range []string{"mixed line", "xoxe-", "sk-proj-", "ya29.", "T3BlbkFJ", "session_token=",
+		"heroku", "eyJ", "discord", "nc=", "curl", "dup2=", ".bashrc", "/etc/cron", "-----BEGIN", "password="} {
+		data, ok := in[name]
+		if !ok {
+			b.Fatalf("no input %q", name)
+		}
+		b.Run(name, func(b *testing.B) { benchScan(b, data) })
+	}
+}
