@@ -29,6 +29,10 @@ var ErrNoInit = errors.New("process: sandbox init did not start (call kavach.Ini
 // ErrSetup is wrapped by failures of the sandbox setup inside the init.
 var ErrSetup = errors.New("process: sandbox setup failed")
 
+// ErrRequestTooLarge is returned for an exec whose argv and environment do
+// not fit in one message to the init.
+var ErrRequestTooLarge = errors.New("process: exec request too large")
+
 // errSandboxLost means the init died during an exec (killed, or chosen by
 // the OOM killer); the next exec starts a new one.
 var errSandboxLost = errors.New("process: sandbox init died")
@@ -126,7 +130,6 @@ func (in *instance) startZygote(ctx context.Context) (*zygote, error) {
 		return nil, fmt.Errorf("process: socketpair: %w", err)
 	}
 	parent, child := os.NewFile(uintptr(fds[0]), "kavach-init"), os.NewFile(uintptr(fds[1]), "kavach-init")
-	defer child.Close()
 	cmd := &exec.Cmd{Path: reexec.Self, Args: []string{initName}, Env: []string{}, Dir: "/",
 		ExtraFiles: []*os.File{child}}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: in.cloneFlags(), Setsid: true, Pdeathsig: syscall.SIGKILL}
@@ -141,7 +144,9 @@ func (in *instance) startZygote(ctx context.Context) (*zygote, error) {
 			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	child.Close() // the init's end: once the init dies, reads of ours see end-of-file
+	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("process: start sandbox init: %w", err)
 	}
@@ -232,10 +237,19 @@ func (in *instance) ensureZygote(ctx context.Context) (*zygote, error) {
 
 // stdio is the parent's side of one exec's descriptors.
 type stdio struct {
+	stops  []func()   // end the input copies
 	send   []*os.File // given to the init, closed here once sent
 	outR   *os.File
 	errR   *os.File
 	copies sync.WaitGroup
+}
+
+// stopInputs ends the input copies (once).
+func (s *stdio) stopInputs() {
+	for _, stop := range s.stops {
+		stop()
+	}
+	s.stops = nil
 }
 
 func (s *stdio) closeSent() {
@@ -248,14 +262,16 @@ func (s *stdio) closeSent() {
 func newStdio(r io.Reader, files map[int][]byte, stdout, stderr *capture.Buffer) (*stdio, []int, error) {
 	s := &stdio{}
 	fail := func(err error) (*stdio, []int, error) {
+		s.stopInputs()
 		s.closeSent()
 		closeAll([]*os.File{s.outR, s.errR})
 		return nil, nil, err
 	}
-	in, err := inputPipe(r)
+	in, stop, err := inputPipe(r)
 	if err != nil {
 		return fail(err)
 	}
+	s.stops = append(s.stops, stop)
 	s.send = append(s.send, in)
 	for _, dst := range []struct {
 		r **os.File
@@ -279,46 +295,48 @@ func newStdio(r io.Reader, files map[int][]byte, stdout, stderr *capture.Buffer)
 	}
 	sort.Ints(targets)
 	for _, fd := range targets {
-		f, err := inputPipe(bytesReader(files[fd]))
+		f, stop, err := inputPipe(bytesReader(files[fd]))
 		if err != nil {
 			return fail(err)
 		}
+		s.stops = append(s.stops, stop)
 		s.send = append(s.send, f)
 	}
 	return s, targets, nil
 }
 
-// inputPipe returns a read end fed from r by a goroutine, or /dev/null.
+// inputPipe returns a read end fed from r by a goroutine, or /dev/null,
+// and a function that stops the copy once the exec is over.
 //
-// A reader that is a file (a pipe, a regular file, kavach's own redirected
-// stdin) is handed to the payload as it is (a duplicate descriptor): nothing
-// is copied, and nothing keeps reading it after the exec ends. A terminal is
-// never handed over (the payload could change its settings): it is copied.
-func inputPipe(r io.Reader) (*os.File, error) {
+// The payload never receives the caller's own descriptor, even when r is a
+// file: a socket would let it write back past the gate and the network
+// rules, and a directory or regular file would let it reopen the caller's
+// file through /proc/self/fd. The copy stops when the exec ends: a reader
+// with read deadlines (pipes, sockets, terminals) is interrupted and left
+// usable; another reader's single blocked read ends when it returns.
+func inputPipe(r io.Reader) (*os.File, func(), error) {
 	if r == nil {
-		return os.Open(os.DevNull)
-	}
-	if f, ok := r.(*os.File); ok && !isTerminal(f) {
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("process: stdin: %w", err)
-		}
-		return os.NewFile(uintptr(fd), f.Name()), nil
+		f, err := os.Open(os.DevNull)
+		return f, func() {}, err
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		defer pw.Close()
 		_, _ = io.Copy(pw, r)
 	}()
-	return pr, nil
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	stop := func() {
+		pw.Close() // a copy blocked on a full pipe ends with EPIPE
+		if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Now()) == nil {
+			<-done
+			_ = d.SetReadDeadline(time.Time{})
+		}
+	}
+	return pr, stop, nil
 }
 
 type sliceReader struct{ b []byte }
@@ -349,6 +367,7 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 		return nil, err
 	}
 	defer closeAll([]*os.File{io.outR, io.errR})
+	defer io.stopInputs()
 	cwd := req.Workdir
 	if cwd == "" {
 		cwd = policy.WorkDir
@@ -358,6 +377,9 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	msg := execRequest{Argv: req.Argv, Env: backend.MergeEnv(in.spec.Env, in.proxyEnv(), req.Env), Cwd: cwd, Files: targets}
 	err = sendMsg(z.fd(), msg, fileFDs(io.send)...)
 	io.closeSent()
+	if errors.Is(err, unix.EMSGSIZE) || errors.Is(err, ErrRequestTooLarge) {
+		return nil, fmt.Errorf("%w: argv and environment", ErrRequestTooLarge) // the init is fine
+	}
 	if err != nil {
 		z.kill()
 		return nil, fmt.Errorf("%w: %v", errSandboxLost, err)
@@ -443,6 +465,7 @@ func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration)
 // the init has replied, so this is quick; the bound guards against a
 // descriptor that escaped (it cannot, but a hung copy must not hang kavach).
 func drain(s *stdio) {
+	s.stopInputs()
 	done := make(chan struct{})
 	go func() { s.copies.Wait(); close(done) }()
 	select {

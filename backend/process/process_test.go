@@ -651,7 +651,7 @@ func TestUserNamespaceByChoice(t *testing.T) {
 	}
 }
 
-func TestStdinFileHandedOver(t *testing.T) {
+func TestStdinCopyStopsAfterExec(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -670,5 +670,30 @@ func TestStdinFileHandedOver(t *testing.T) {
 	r.SetReadDeadline(time.Now().Add(time.Second))
 	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "second\n" {
 		t.Fatalf("caller's stdin after the exec: %q %v", buf[:n], err)
+	}
+}
+
+// TestStdinSocketNotHandedOver: a socket given as stdin must not become a
+// channel out of the sandbox (past the gate and the network rules).
+func TestStdinSocketNotHandedOver(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0) // pollable, like a Go net.Conn
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "mine"), os.NewFile(uintptr(fds[1]), "theirs")
+	defer mine.Close()
+	defer theirs.Close()
+	inst := newSandbox(t, policy.Minimal())
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{
+		Argv:  []string{"sh", "-c", "echo exfiltrated >&0; echo x > /proc/self/fd/0; true"},
+		Stdin: theirs, MaxOutput: 1024, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 64)
+	if n, _ := mine.Read(buf); n > 0 {
+		t.Fatalf("the payload wrote back through its stdin: %q (%+v)", buf[:n], out)
 	}
 }

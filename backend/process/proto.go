@@ -54,7 +54,7 @@ func sendMsg(fd int, v any, files ...int) error {
 		return err
 	}
 	if len(data) > maxMessage {
-		return fmt.Errorf("process: message of %d bytes is too large", len(data))
+		return fmt.Errorf("%w: %d bytes", ErrRequestTooLarge, len(data))
 	}
 	var oob []byte
 	if len(files) > 0 {
