@@ -169,7 +169,7 @@ func (in *instance) handshake(ctx context.Context, z *zygote) error {
 	cfg.CgroupFiles = len(join)
 	userns, err := idmapFiles(cfg, in.userns)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrSetup, err)
+		return fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	if err := sendMsg(z.fd(), cfg, append(fileFDs(join), fileFDs(userns)...)...); err != nil {
 		return fmt.Errorf("%w: send configuration: %v", ErrNoInit, err)

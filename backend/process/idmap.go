@@ -98,7 +98,13 @@ func idmapFiles(cfg *initConfig, userns bool) ([]*os.File, error) {
 		m := &cfg.Mounts[i]
 		m.IDMap = -1
 		var st unix.Stat_t
-		if !m.RW || unix.Stat(m.Source, &st) != nil || int(st.Uid) == cfg.UID {
+		if !m.RW {
+			continue
+		}
+		if err := statSource(m.Source, &st); err != nil {
+			return nil, err
+		}
+		if int(st.Uid) == cfg.UID {
 			continue
 		}
 		f, err := idmapUserns(owner{int(st.Uid), int(st.Gid)})
@@ -114,9 +120,10 @@ func idmapFiles(cfg *initConfig, userns bool) ([]*os.File, error) {
 	return files, nil
 }
 
-// bindIDMapped binds src at dst through the user namespace usernsFD.
-func bindIDMapped(src, dst string, usernsFD int) error {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+// bindIDMapped binds the directory open at srcFD (path src, for errors) at
+// dst through the user namespace usernsFD.
+func bindIDMapped(srcFD int, src, dst string, usernsFD int) error {
+	fd, err := unix.OpenTree(srcFD, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
 	if err != nil {
 		return fmt.Errorf("open_tree %s: %w", src, err)
 	}
@@ -147,7 +154,7 @@ func checkIDMaps(p *policy.Policy, uid int) error {
 	}
 	for _, m := range p.Filesystem.Mounts {
 		var st unix.Stat_t
-		if m.Mode == policy.ReadWrite && unix.Stat(m.Source, &st) == nil && int(st.Uid) != uid {
+		if m.Mode == policy.ReadWrite && statSource(m.Source, &st) == nil && int(st.Uid) != uid {
 			return fmt.Errorf("%w: %s belongs to uid %d (use seccomp basic or strict, or make it owned by uid %d)",
 				ErrSetIDUnsafe, m.Source, st.Uid, uid)
 		}

@@ -1,9 +1,11 @@
 package process
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -156,23 +158,70 @@ func bindWork(r string, c *initConfig) error {
 	return bind(c.WorkDir, r+"/work", true)
 }
 
+// bindPolicyMounts binds the caller's paths. Each source is opened once,
+// refusing any symbolic link on the way (a sandbox that could write a
+// parent directory might have planted one to redirect a later bind), and
+// the bind is made from that descriptor.
 func bindPolicyMounts(r string, c *initConfig) error {
 	for _, m := range c.Mounts {
 		dst := filepath.Join(r, m.Dest)
-		if m.IDMap < 0 || m.IDMap >= len(c.usernsFDs) {
-			if err := bind(m.Source, dst, m.RW); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := mountPoint(m.Source, dst); err != nil {
+		fd, err := openSource(m.Source)
+		if err != nil {
 			return err
 		}
-		if err := bindIDMapped(m.Source, dst, c.usernsFDs[m.IDMap]); err != nil {
+		err = bindPolicyMount(fd, m, dst, c)
+		unix.Close(fd)
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func bindPolicyMount(fd int, m bindMount, dst string, c *initConfig) error {
+	src := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := mountPoint(src, dst); err != nil {
+		return err
+	}
+	if m.IDMap < 0 || m.IDMap >= len(c.usernsFDs) {
+		if err := unix.Mount(src, dst, "", bindFlags, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", m.Source, err)
+		}
+		flags := uintptr(safeFlags)
+		if !m.RW {
+			flags |= unix.MS_RDONLY
+		}
+		return remount(dst, flags)
+	}
+	return bindIDMapped(fd, m.Source, dst, c.usernsFDs[m.IDMap])
+}
+
+// ErrSymlinkSource refuses a bind source with a symbolic link in its path.
+var ErrSymlinkSource = errors.New("process: bind source contains a symbolic link")
+
+// openSource opens path as an O_PATH descriptor without following any
+// symbolic link in any of its components.
+func openSource(path string) (int, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ELOOP) {
+		return -1, fmt.Errorf("%w: %s (give the resolved path)", ErrSymlinkSource, path)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("bind %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// statSource stats a bind source the way the init will open it.
+func statSource(path string, st *unix.Stat_t) error {
+	fd, err := openSource(path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fstat(fd, st)
 }
 
 // mountPoint creates dst as a directory or file, like src.

@@ -697,3 +697,22 @@ func TestStdinSocketNotHandedOver(t *testing.T) {
 		t.Fatalf("the payload wrote back through its stdin: %q (%+v)", buf[:n], out)
 	}
 }
+
+// TestBindSourceSymlinkRefused: a sandbox that can write a host directory
+// plants a symlink there; a later bind whose source goes through it must
+// not follow it to another host directory.
+func TestBindSourceSymlinkRefused(t *testing.T) {
+	shared, target := t.TempDir(), t.TempDir()
+	os.Chmod(shared, 0o777)
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: shared, Dest: "/s", Mode: policy.ReadWrite}}
+	mustExit(t, run(t, p, "ln -s "+target+" /s/out"), 0) // the sandbox plants the link (as a host path)
+	p.Filesystem.Mounts = append(p.Filesystem.Mounts, policy.Mount{Source: filepath.Join(shared, "out"), Dest: "/o", Mode: policy.ReadWrite})
+	_, err := New().Create(context.Background(), &backend.Spec{ID: "t-symlink-source", Policy: p})
+	if !errors.Is(err, ErrSymlinkSource) {
+		t.Fatalf("bind through a planted symlink: %v, want ErrSymlinkSource", err)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Fatalf("target written: %v", entries)
+	}
+}
