@@ -274,6 +274,11 @@ func ReadFileIn(root, path string, max int64) ([]byte, error) {
 	if fst, err := f.Stat(); err != nil || !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
 		return nil, fmt.Errorf("%s: %w (changed while opening)", path, ErrNotRegular)
 	}
+	var fs syscall.Statfs_t
+	if err := syscall.Fstatfs(int(f.Fd()), &fs); err != nil || fs.Type == 0x9fa0 || fs.Type == 0x62656572 {
+		// procfs and sysfs files describe the host and kernel, not the sandbox's work
+		return nil, fmt.Errorf("%s: %w (a proc or sys file)", path, ErrNotRegular)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, err

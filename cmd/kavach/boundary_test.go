@@ -316,3 +316,27 @@ func TestQuarantineNeverStoresInjectedSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestExportReadsAsTheSandboxUser: kavach must not read, on the sandbox's
+// behalf, a file the payload itself cannot read, nor kernel files.
+func TestExportReadsAsTheSandboxUser(t *testing.T) {
+	processAvailable(t)
+	if os.Geteuid() != 0 {
+		t.Skip("as root only")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte("TOPSECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	for _, link := range []string{"../data/secret", "../proc/kallsyms"} {
+		r := runKavach(t, "run", "--ro", dir+":/data", "--export", "/work/a:"+out, "--", "ln", "-s", link, "/work/a")
+		if r.code != 125 {
+			t.Errorf("export of %s: %v", link, r)
+		}
+		if b, err := os.ReadFile(out); err == nil {
+			t.Fatalf("export of %s wrote %q", link, b)
+		}
+	}
+}
