@@ -372,6 +372,7 @@ func asUser(uid, gid int, fn func(), restored *bool) error {
 	*restored = e == 0 && cur == 0
 	return nil
 }
+
 // checkOwnDir refuses a state directory that someone else could tamper
 // with: it must be a real directory (not a symlink), owned by kavach's
 // effective uid, and writable by nobody else. A shared /tmp is where this
