@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -107,6 +109,9 @@ func idmapFiles(cfg *initConfig, userns bool) ([]*os.File, error) {
 		if int(st.Uid) == cfg.UID {
 			continue
 		}
+		if err := checkNoSetID(m.Source, int(st.Uid), int(st.Gid)); err != nil {
+			return nil, err
+		}
 		f, err := idmapUserns(owner{int(st.Uid), int(st.Gid)})
 		if err != nil {
 			return nil, err
@@ -160,4 +165,43 @@ func checkIDMaps(p *policy.Policy, uid int) error {
 		}
 	}
 	return nil
+}
+
+// ErrSetIDInside refuses to idmap a directory that holds set-id programs of
+// its owner: mapped to the sandbox user, they would be writable from inside,
+// and a write through a shared mapping keeps the set-id bit.
+var ErrSetIDInside = errors.New("process: a read-write bind holds set-id files of its owner")
+
+// maxSetIDScan bounds the walk of an idmapped directory.
+const maxSetIDScan = 100000
+
+// checkNoSetID walks dir (never following symbolic links) and refuses it if
+// a regular file there is set-user-ID owned by uid or set-group-ID owned by
+// gid — the ids the idmapped mount hands to the sandbox.
+func checkNoSetID(dir string, uid, gid int) error {
+	seen := 0
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if seen++; seen > maxSetIDScan {
+			return fmt.Errorf("%w: %s has more than %d entries to check; make it writable by uid %d instead",
+				ErrSetIDInside, dir, maxSetIDScan, sandboxUID)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // vanished while walking
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		if info.Mode()&os.ModeSetuid != 0 && int(st.Uid) == uid || info.Mode()&os.ModeSetgid != 0 && int(st.Gid) == gid {
+			return fmt.Errorf("%w: %s", ErrSetIDInside, p)
+		}
+		return nil
+	})
 }

@@ -716,3 +716,33 @@ func TestBindSourceSymlinkRefused(t *testing.T) {
 		t.Fatalf("target written: %v", entries)
 	}
 }
+
+// TestIDMapRefusesSetIDFiles: a set-uid program of the directory's owner
+// inside an idmapped bind would be writable from inside (a shared-mapping
+// write keeps the bit): such a bind is refused.
+func TestIDMapRefusesSetIDFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as root only (idmapped binds)")
+	}
+	host := t.TempDir()
+	prog := filepath.Join(host, "sub", "sb")
+	os.MkdirAll(filepath.Dir(prog), 0o755)
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(prog, os.ModeSetuid|0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/rw", Mode: policy.ReadWrite}}
+	_, err := New().Create(context.Background(), &backend.Spec{ID: "t-setid-inside", Policy: p})
+	if !errors.Is(err, ErrSetIDInside) || !strings.Contains(err.Error(), "sb") {
+		t.Fatalf("idmapped bind holding a set-uid program: %v, want ErrSetIDInside", err)
+	}
+	os.Chmod(prog, 0o755)
+	inst, err := New().Create(context.Background(), &backend.Spec{ID: "t-setid-inside-2", Policy: p})
+	if err != nil {
+		t.Fatalf("without the set-uid bit: %v", err)
+	}
+	inst.Destroy(context.Background())
+}
