@@ -81,12 +81,22 @@ func initialize(cfg *initConfig, files []*os.File) (initReport, error) {
 
 // ignoreSignals keeps the init alive whatever a payload sends it. PID 1 of
 // a pid namespace only receives the signals it handles, and the Go runtime
-// handles most; relaying them all to a channel nobody acts on turns each
-// into a no-op (SIGKILL and SIGSTOP from inside the namespace are ignored by
-// the kernel). SIGCHLD keeps its default, so wait4 still works.
+// handles most: relaying them to a channel that nobody acts on makes each a
+// no-op (SIGKILL and SIGSTOP from inside the namespace are ignored by the
+// kernel). They stay handled, not SIG_IGN, because ignored dispositions
+// would be inherited by the payloads through fork and execve. SIGCHLD and
+// SIGURG keep the runtime's own handling.
 func ignoreSignals() {
+	var sigs []os.Signal
+	for s := syscall.Signal(1); s <= 31; s++ {
+		switch s {
+		case syscall.SIGCHLD, syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGURG:
+			continue
+		}
+		sigs = append(sigs, s)
+	}
 	ch := make(chan os.Signal, 16)
-	signal.Notify(ch)
+	signal.Notify(ch, sigs...)
 	go func() {
 		for range ch {
 		}
