@@ -478,3 +478,28 @@ func TestStopKillsRunningExec(t *testing.T) {
 		t.Fatal("exec allowed after Stop")
 	}
 }
+
+// TestCreateCancelledReturns: a context that ends while the sandbox is
+// being built must make New return, not hang.
+func TestCreateCancelledReturns(t *testing.T) {
+	cfg, err := kavach.NewConfig().Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{time.Millisecond, 3 * time.Millisecond, 8 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if sb, err := kavach.New(ctx, cfg); err == nil {
+				sb.Destroy(context.Background())
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("New with a %v deadline hangs", d)
+		}
+		cancel()
+	}
+}

@@ -746,3 +746,19 @@ func TestIDMapRefusesSetIDFiles(t *testing.T) {
 	}
 	inst.Destroy(context.Background())
 }
+
+func TestOversizedRequestKeepsTheSandbox(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	mustExit(t, execIn(t, inst, "sh", "-c", "echo kept > /tmp/k"), 0)
+	for _, n := range []int{400 << 10, 2 << 20} { // above the socket buffer; above the message cap
+		big := "BIG=" + strings.Repeat("x", n)
+		_, err := inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"true"}, Env: []string{big}, MaxOutput: 1024, Timeout: 5 * time.Second})
+		if !errors.Is(err, ErrRequestTooLarge) {
+			t.Fatalf("request of %d bytes: %v, want ErrRequestTooLarge", n, err)
+		}
+	}
+	out := execIn(t, inst, "cat", "/tmp/k")
+	if string(out.Stdout) != "kept\n" {
+		t.Fatalf("the sandbox was lost: %q", out.Stdout)
+	}
+}
