@@ -12,9 +12,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach/egress"
 
@@ -255,6 +259,11 @@ func ReadFileIn(root, path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
+	return readBeneath(r, path, max)
+}
+
+// readBeneath reads the regular file path beneath the open root r.
+func readBeneath(r *os.Root, path string, max int64) ([]byte, error) {
 	rel := strings.TrimPrefix(filepath.Clean("/"+path), "/")
 	if rel == "" {
 		rel = "."
@@ -320,4 +329,63 @@ func MergeEnv(base []string, overlays ...[]string) []string {
 		}
 	}
 	return out
+}
+
+// ReadFileAs is ReadFileIn performed, when kavach runs as root, with the
+// file system identity of uid/gid (fsuid, fsgid, no supplementary groups,
+// which also drops the file capabilities) on a thread of its own: kavach
+// never reads on a sandbox's behalf what the sandbox's user could not.
+// Without root, kavach already is that user's peer and reads as itself.
+func ReadFileAs(root, path string, max int64, uid, gid int) ([]byte, error) {
+	if os.Geteuid() != 0 {
+		return ReadFileIn(root, path, max)
+	}
+	// The root itself is kavach's to open (it may sit in a private state
+	// directory); everything beneath it is resolved as the sandbox user.
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	type result struct {
+		data []byte
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // the credentials below are this thread's only
+		var out result
+		restored, err := asUser(uid, gid, func() { out.data, out.err = readBeneath(r, path, max) })
+		if err != nil {
+			out = result{err: err}
+		}
+		if restored {
+			runtime.UnlockOSThread()
+		} // otherwise the thread ends with this goroutine
+		res <- out
+	}()
+	out := <-res
+	return out.data, out.err
+}
+
+// asUser runs fn on the calling, locked thread with the file system
+// identity of uid/gid and no supplementary groups, then restores root's; it
+// reports whether the thread's credentials are root's again.
+func asUser(uid, gid int, fn func()) (restored bool, err error) {
+	groups := make([]uint32, 256)
+	n, _, e := unix.RawSyscall(unix.SYS_GETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&groups[0])), 0)
+	if e != 0 {
+		return true, fmt.Errorf("getgroups: %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+		return true, fmt.Errorf("setgroups: %w", e)
+	}
+	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(gid), 0, 0)
+	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(uid), 0, 0)
+	fn()
+	unix.RawSyscall(unix.SYS_SETFSUID, 0, 0, 0)
+	unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)
+	_, _, e = unix.RawSyscall(unix.SYS_SETGROUPS, n, uintptr(unsafe.Pointer(&groups[0])), 0)
+	cur, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0) // -1 only reports the current fsuid
+	return e == 0 && cur == 0, nil
 }

@@ -7,10 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
-	"unsafe"
 
 	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
@@ -313,10 +311,8 @@ func procStart(pid int) string {
 
 // ReadFile reads a file through the sandbox's own root (the init's
 // /proc/PID/root), so any path the payload sees can be exported, and
-// nothing else: resolution stays beneath that root. As root, kavach opens
-// the file with the sandbox user's file system identity (fsuid, fsgid, no
-// supplementary groups, which also drops the file capabilities), so an
-// export never reads what the payload itself could not.
+// nothing else: resolution stays beneath that root, with the sandbox user's
+// file system identity (see backend.ReadFileAs).
 func (in *instance) ReadFile(ctx context.Context, path string, max int64) ([]byte, error) {
 	in.mu.Lock()
 	z := in.z
@@ -324,53 +320,7 @@ func (in *instance) ReadFile(ctx context.Context, path string, max int64) ([]byt
 	if z == nil || !z.alive() {
 		return nil, errors.New("process: the sandbox has no running init")
 	}
-	root := "/proc/" + strconv.Itoa(z.cmd.Process.Pid) + "/root"
-	if os.Geteuid() != 0 {
-		return backend.ReadFileIn(root, path, max) // rootless: kavach is the sandbox's own user
-	}
-	type result struct {
-		data []byte
-		err  error
-	}
-	res := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // credentials below are this thread's only
-		restored := false
-		defer func() {
-			if restored {
-				runtime.UnlockOSThread()
-			} // otherwise the thread dies with the goroutine
-		}()
-		var r result
-		if err := asUser(in.uid, in.gid, func() { r.data, r.err = backend.ReadFileIn(root, path, max) }, &restored); err != nil {
-			r = result{err: err}
-		}
-		res <- r
-	}()
-	r := <-res
-	return r.data, r.err
-}
-
-// asUser runs fn on the calling (locked) thread with the file system
-// identity of uid/gid and no supplementary groups, then restores root's.
-func asUser(uid, gid int, fn func(), restored *bool) error {
-	groups := make([]uint32, 256)
-	n, _, e := unix.RawSyscall(unix.SYS_GETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&groups[0])), 0)
-	if e != 0 {
-		return fmt.Errorf("process: getgroups: %w", e)
-	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
-		return fmt.Errorf("process: setgroups: %w", e)
-	}
-	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(gid), 0, 0)
-	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(uid), 0, 0)
-	fn()
-	unix.RawSyscall(unix.SYS_SETFSUID, 0, 0, 0)
-	unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)
-	_, _, e = unix.RawSyscall(unix.SYS_SETGROUPS, n, uintptr(unsafe.Pointer(&groups[0])), 0)
-	cur, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0) // -1 only reports the current fsuid
-	*restored = e == 0 && cur == 0
-	return nil
+	return backend.ReadFileAs("/proc/"+strconv.Itoa(z.cmd.Process.Pid)+"/root", path, max, in.uid, in.gid)
 }
 
 // checkOwnDir refuses a state directory that someone else could tamper

@@ -340,3 +340,22 @@ func TestExportReadsAsTheSandboxUser(t *testing.T) {
 		}
 	}
 }
+
+func TestExportFromContainers(t *testing.T) {
+	for _, name := range []string{"oci", "gvisor"} {
+		r := runKavach(t, "backends", "--json")
+		if !strings.Contains(r.stdout, `"name": "`+name+`",
+    "available": true`) {
+			continue
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		r = runKavach(t, "run", "-b", name, "--export", "/work/r.txt:"+out, "--", "sh", "-c", "echo result > /work/r.txt")
+		if data, err := os.ReadFile(out); r.code != 0 || err != nil || string(data) != "result\n" {
+			t.Errorf("%s: export: %v %q %v", name, r, data, err)
+		}
+		r = runKavach(t, "run", "-b", name, "--export", "/tmp/x:"+out+"2", "--", "true")
+		if r.code != 125 || !strings.Contains(r.stderr, "/work only") {
+			t.Errorf("%s: export outside /work: %v", name, r)
+		}
+	}
+}

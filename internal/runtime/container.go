@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/internal/ocibundle"
+	"github.com/kavach-sandbox/kavach/policy"
 )
 
 // ErrBroken reports a container that died (an OOM kill of gVisor's sandbox,
@@ -224,3 +226,19 @@ func (c *Container) useImage(ctx context.Context, layout string, cfg *ocibundle.
 	cfg.Policy = &c.spec.Policy
 	return nil
 }
+
+// ReadFile exports a file of the container's /work, read from the host
+// directory behind it (beneath it, with the sandbox user's identity). Other
+// paths live in the runtime's own view (gVisor keeps /tmp in its memory),
+// so containers export from /work only.
+func (c *Container) ReadFile(ctx context.Context, path string, max int64) ([]byte, error) {
+	clean := filepath.Clean("/" + path)
+	rel, ok := strings.CutPrefix(clean, policy.WorkDir+"/")
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: containers export files from %s only", ErrExportPath, path, policy.WorkDir)
+	}
+	return backend.ReadFileAs(c.bundle.WorkDir, rel, max, ocibundle.UID, ocibundle.GID)
+}
+
+// ErrExportPath is returned for an export outside the container's /work.
+var ErrExportPath = errors.New("runtime: path cannot be exported")
