@@ -56,8 +56,8 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 			return nil, fmt.Errorf("%w: %s: %s", ErrUnavailable, info.Name, a.Reason)
 		}
 	}
-	if decl := score.Declared(info.ScoreBackend(), &cfg.Policy, d.Capabilities()); decl.Value < cfg.MinScore {
-		return nil, fmt.Errorf("%w: %s scores %s, minimum is %d", ErrScoreTooLow, info.Name, decl, cfg.MinScore)
+	if decl := score.DeclaredValue(info.ScoreBackend(), &cfg.Policy, d.Capabilities()); decl < cfg.MinScore {
+		return nil, fmt.Errorf("%w: %s scores %d (%s), minimum is %d", ErrScoreTooLow, info.Name, decl, score.Label(decl), cfg.MinScore)
 	}
 	g, err := newGate(&cfg)
 	if err != nil {

@@ -17,8 +17,6 @@ import (
 const (
 	exitGate         = 123
 	exitKavachError  = 125
-	exitNotExec      = 126
-	exitNotFound     = 127
 	exitVerifyFailed = 1
 )
 

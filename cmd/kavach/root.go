@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -151,6 +150,3 @@ func versionString() string {
 	}
 	return "dev"
 }
-
-// stderr is where diagnostics go; a variable for tests.
-var stderr io.Writer = os.Stderr

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -182,18 +181,18 @@ func writeExports(stderr io.Writer, files []export) (withheld bool) {
 
 // passOutput writes the command's output, unless the gate withheld it.
 func passOutput(stdout, stderr io.Writer, res *kavach.Result) error {
-	if v := res.Gate.Verdict; v == "block" || v == "quarantine" {
+	if v := res.Gate.Verdict; v == gate.VerdictBlock || v == gate.VerdictQuarantine {
 		msg := "output blocked by the gate"
-		if v == "quarantine" {
+		if v == gate.VerdictQuarantine {
 			msg = "output quarantined as " + res.Gate.QuarantineID + " (kavach quarantine show " + res.Gate.QuarantineID + ")"
 		}
 		_, err := fmt.Fprintln(stderr, "kavach:", msg)
 		return err
 	}
-	if _, err := io.Copy(stdout, strings.NewReader(res.Stdout)); err != nil {
+	if _, err := io.WriteString(stdout, res.Stdout); err != nil {
 		return err
 	}
-	_, err := io.Copy(stderr, bytes.NewReader([]byte(res.Stderr)))
+	_, err := io.WriteString(stderr, res.Stderr)
 	return err
 }
 
