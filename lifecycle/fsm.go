@@ -43,8 +43,10 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // States lists every state in order.
 func States() []State { return []State{Created, Running, Paused, Stopped, Destroyed} }
 
-// allowed[from] is a bit set of the states reachable from "from".
-var allowed = [numStates]uint8{
+// allowed[from] is a bit set of the states reachable from "from". It has an
+// entry for every uint8 so that a lookup needs no bounds check: states
+// outside the machine have no bits, and neither do bits 5 to 7.
+var allowed = [256]uint8{
 	Created: 1<<Running | 1<<Destroyed,
 	Running: 1<<Paused | 1<<Stopped | 1<<Destroyed,
 	Paused:  1<<Running | 1<<Stopped | 1<<Destroyed,
@@ -66,7 +68,7 @@ func (e *TransitionError) Unwrap() error { return ErrTransition }
 
 // CanTransition reports whether from → to is one of the allowed transitions.
 func CanTransition(from, to State) bool {
-	return from < numStates && to < numStates && allowed[from]&(1<<to) != 0
+	return to < numStates && allowed[from]>>to&1 != 0
 }
 
 // Check returns nil for an allowed transition and a *TransitionError otherwise.
