@@ -156,7 +156,7 @@ func TestConfigValidate(t *testing.T) {
 // TestResultJSON checks the keys of SPEC §6 exactly.
 func TestResultJSON(t *testing.T) {
 	r := kavach.Result{ID: "kv-1", Backend: "noop", Status: kavach.StatusExited, Stdout: "hi\n",
-		Score: score.Score{Value: 0, Label: "minimal"},
+		Score: score.Score{Value: 0},
 		Gate:  gate.Report{Verdict: gate.VerdictPass, Findings: []gate.Finding{}, QuarantineID: "q-1"}}
 	data, err := json.Marshal(&r)
 	if err != nil {
@@ -245,7 +245,7 @@ func TestRunNoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.ExitCode != 0 || res.Status != kavach.StatusExited || res.Backend != "noop" || res.Stdout != "" ||
-		res.Score.String() != "0 (minimal)" || len(res.Score.Modifiers) != 7 || res.ExitStatus() != 0 ||
+		res.Score.String() != "0 (minimal)" || len(res.Score.Modifiers()) != 7 || res.ExitStatus() != 0 ||
 		!strings.HasPrefix(res.ID, "kv-") {
 		t.Fatalf("noop result = %+v", res)
 	}

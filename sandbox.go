@@ -56,7 +56,7 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 			return nil, fmt.Errorf("%w: %s: %s", ErrUnavailable, info.Name, a.Reason)
 		}
 	}
-	if decl := score.DeclaredValue(info.ScoreBackend(), &cfg.Policy, d.Capabilities()); decl < cfg.MinScore {
+	if decl := score.Declared(info.ScoreBackend(), &cfg.Policy, d.Capabilities()).Value; decl < cfg.MinScore {
 		return nil, fmt.Errorf("%w: %s scores %d (%s), minimum is %d", ErrScoreTooLow, info.Name, decl, score.Label(decl), cfg.MinScore)
 	}
 	g, err := newGate(&cfg)
@@ -119,7 +119,7 @@ func (s *Sandbox) checkEnforcement() error {
 // (WebAssembly) loses its points but is not refused.
 func lostLayers(sc score.Score, info backend.Info) []string {
 	var out []string
-	for _, m := range sc.Modifiers {
+	for _, m := range sc.Modifiers() {
 		seccomp := m.Name == score.ModSeccompBasic || m.Name == score.ModSeccompStrict
 		if seccomp && !info.SharedKernel {
 			continue

@@ -62,7 +62,7 @@ func TestNamesAndBaseScores(t *testing.T) {
 			t.Errorf("InfoOf(%s) = %+v, %v", w.name, info, ok)
 		}
 		sb := info.ScoreBackend()
-		if sb != (score.Backend{Name: string(w.name), Base: w.base, SharedKernel: w.shared, Noop: w.name == Noop}) {
+		if sb != (score.Backend{Base: w.base, SharedKernel: w.shared, Noop: w.name == Noop}) {
 			t.Errorf("ScoreBackend(%s) = %+v", w.name, sb)
 		}
 	}

@@ -53,7 +53,7 @@ func Resolve(ctx context.Context, n Name, p *policy.Policy) (Driver, error) {
 		if !d.Probe(ctx).Available {
 			continue
 		}
-		if s := score.DeclaredValue(d.Info().ScoreBackend(), p, d.Capabilities()); s > bestScore {
+		if s := score.Declared(d.Info().ScoreBackend(), p, d.Capabilities()).Value; s > bestScore {
 			best, bestScore = d, s
 		}
 	}

@@ -10,6 +10,7 @@
 package score
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/kavach-sandbox/kavach/policy"
@@ -74,28 +75,116 @@ func (l Layers) Intersect(c Layers) Layers {
 		NetworkAllowlist: l.NetworkAllowlist && c.NetworkAllowlist,
 		Limits:           l.Limits && c.Limits,
 	}
-	if l.Seccomp != policy.SeccompOff && seccompSupports(c.Seccomp, l.Seccomp) {
+	if l.pack().within(c.pack())&setLevel != levelOff {
 		out.Seccomp = l.Seccomp
 	}
 	return out
 }
 
-// seccompSupports reports whether a backend whose seccomp capability is
-// capability can apply profile: an allow-list capability (strict or custom)
-// can apply every profile, a deny-list-only one (basic) only basic.
-func seccompSupports(capability, profile string) bool {
-	switch capability {
-	case policy.SeccompStrict, policy.SeccompCustom:
-		return true
+// set is a Layers packed into a byte: the seccomp level in the low two
+// bits, then one bit per other layer. Scores are computed on sets.
+type set uint8
+
+// Seccomp levels, as a set's low bits. Strict and custom profiles are both
+// allow-lists and score the same.
+const (
+	levelOff       set = 0
+	levelBasic     set = 1
+	levelAllowList set = 2
+	setLevel       set = 3
+)
+
+// Layer bits of a set.
+const (
+	bitFilesystem = iota + 2
+	bitNetworkOff
+	bitNetworkAllowlist
+	bitLimits
+	numSets = 1 << (bitLimits + 1)
+
+	setFilesystem       set = 1 << bitFilesystem
+	setNetworkOff       set = 1 << bitNetworkOff
+	setNetworkAllowlist set = 1 << bitNetworkAllowlist
+	setLimits           set = 1 << bitLimits
+)
+
+func levelOf(profile string) set {
+	switch profile {
 	case policy.SeccompBasic:
-		return profile == policy.SeccompBasic
+		return levelBasic
+	case policy.SeccompStrict, policy.SeccompCustom:
+		return levelAllowList
 	}
-	return false
+	return levelOff
 }
+
+// flag is the set with only bit number n, if on (branch-free).
+func flag(on bool, n uint) set {
+	var x set
+	if on {
+		x = 1
+	}
+	return x << n
+}
+
+func (l Layers) pack() set { return levelOf(l.Seccomp) | l.flags() }
+
+func (l Layers) flags() set {
+	return flag(l.Filesystem, bitFilesystem) | flag(l.NetworkOff, bitNetworkOff) |
+		flag(l.NetworkAllowlist, bitNetworkAllowlist) | flag(l.Limits, bitLimits)
+}
+
+// policyFlags are the layer bits of the layers p asks, but for seccomp.
+func policyFlags(p *policy.Policy) set {
+	return flag(p.Filesystem.ReadOnlyRoot, bitFilesystem) | flag(p.HasLimits(), bitLimits)
+}
+
+func networkFlags(m policy.NetworkMode) set {
+	return flag(m == policy.NetworkOff, bitNetworkOff) | flag(m == policy.NetworkAllowlist, bitNetworkAllowlist)
+}
+
+// within returns the layers of s that a backend with capabilities caps can
+// enforce: an allow-list capability applies every seccomp profile, a
+// deny-list-only one (basic) only basic.
+func (s set) within(caps set) set {
+	out := s & caps &^ setLevel
+	if lvl, c := s&setLevel, caps&setLevel; lvl != levelOff && (c == levelAllowList || c == lvl) {
+		out |= lvl
+	}
+	return out
+}
+
+// points[shared][s] is the sum of the modifiers of the enforced set s on a
+// backend that shares the host kernel (1) or not (0).
+var points = func() (t [2][numSets]int8) {
+	for s := range set(numSets) {
+		var p int8
+		switch s & setLevel {
+		case levelBasic:
+			p = PointsSeccompBasic
+		case levelAllowList:
+			p = PointsSeccompStrict
+		}
+		for _, m := range []struct {
+			bit set
+			pts int8
+		}{{setFilesystem, PointsFilesystem}, {setNetworkOff, PointsNetworkOff}, {setNetworkAllowlist, PointsNetworkAllowlist}, {setLimits, PointsLimits}} {
+			if s&m.bit != 0 {
+				p += m.pts
+			}
+		}
+		t[0][s] = p
+		t[1][s] = p
+		if s&setLevel == levelOff {
+			t[1][s] += PointsSeccompOff
+		}
+	}
+	return t
+}()
 
 // Backend is what the score needs to know about a backend.
 type Backend struct {
-	Name string
+	// Base is the backend's base score (SPEC §3).
 	Base int
 	// SharedKernel is true for backends whose payload talks to the host
 	// kernel directly (process, oci): only they lose points without seccomp.
@@ -112,20 +201,39 @@ type Modifier struct {
 	Reason  string `json:"reason"`
 }
 
+// basis is what a breakdown is derived from.
+type basis struct {
+	asked, got   set
+	shared, noop bool
+}
+
 // NumModifiers is the number of modifiers of SPEC §3: every breakdown lists
 // all of them, applied or not.
 const NumModifiers = 7
 
-// Score is a computed strength score. The breakdown is a fixed-size array:
-// a score is a plain value, computed without allocating.
+// Score is a computed strength score. It is a small value (24 bytes, passed
+// in registers) computed without allocating; its label and breakdown are
+// derived from it on demand. It encodes to JSON as {"value", "label",
+// "modifiers"}.
 type Score struct {
-	Value     int                    `json:"value"`
-	Label     string                 `json:"label"`
-	Modifiers [NumModifiers]Modifier `json:"modifiers"`
+	// Value is the score, from 0 to 100.
+	Value int
+
+	// basis is what the breakdown is derived from: the layers asked by
+	// the policy and those enforced, and the backend's kind. Four fields
+	// keep Score in registers.
+	basis basis
+	// why holds, per modifier, why an asked layer was not enforced; nil
+	// when the backend gave no reasons (always for a declared score).
+	why *[NumModifiers]string
 }
 
 // String is the display form, e.g. "63 (standard)".
-func (s Score) String() string { return strconv.Itoa(s.Value) + " (" + s.Label + ")" }
+func (s Score) String() string { return strconv.Itoa(s.Value) + " (" + s.Label() + ")" }
+
+// Label is the score's label: minimal, basic, standard, hardened or
+// fortress.
+func (s Score) Label() string { return Label(s.Value) }
 
 // Label returns the label of a score value.
 func Label(v int) string {
@@ -145,76 +253,79 @@ func Label(v int) string {
 // Declared is the score of a backend running a policy, assuming the backend
 // enforces every asked layer it supports (caps).
 func Declared(b Backend, p *policy.Policy, caps Layers) Score {
-	asked := Asked(p)
-	return Compute(b, asked, asked.Intersect(caps), nil)
-}
-
-// DeclaredValue is Declared(b, p, caps).Value without building the
-// breakdown: it does not allocate, for hot paths such as picking the
-// strongest backend.
-func DeclaredValue(b Backend, p *policy.Policy, caps Layers) int {
-	if b.Noop {
-		return 0
-	}
-	got := Asked(p).Intersect(caps)
-	v := b.Base
-	switch {
-	case got.Seccomp == policy.SeccompOff:
-		if b.SharedKernel {
-			v += PointsSeccompOff
-		}
-	case got.Seccomp == policy.SeccompBasic:
-		v += PointsSeccompBasic
-	case isAllowList(got.Seccomp):
-		v += PointsSeccompStrict
-	}
-	if got.Filesystem {
-		v += PointsFilesystem
-	}
-	if got.NetworkOff {
-		v += PointsNetworkOff
-	}
-	if got.NetworkAllowlist {
-		v += PointsNetworkAllowlist
-	}
-	if got.Limits {
-		v += PointsLimits
-	}
-	return min(max(v, 0), 100)
+	// Written out of inlinable pieces: this is the hot path of picking a
+	// backend and of every sandbox creation.
+	asked := levelOf(p.Seccomp) | policyFlags(p) | networkFlags(p.Network.Mode)
+	return newScore(b, asked, asked.within(levelOf(caps.Seccomp)|caps.flags()), nil)
 }
 
 // Compute builds the score from the asked and the enforced layers. lost
 // explains, per modifier name, why an asked layer was not enforced.
 func Compute(b Backend, asked, enforced Layers, lost map[string]string) Score {
-	secAsked, secGot := asked.Seccomp, enforced.Seccomp
-	mods := [NumModifiers]Modifier{
-		seccompOff(b, secAsked, secGot, lost[ModSeccompStrict]+lost[ModSeccompBasic]),
-		modifier(ModSeccompBasic, PointsSeccompBasic, secAsked == policy.SeccompBasic, secGot == policy.SeccompBasic, lost[ModSeccompBasic]),
-		modifier(ModSeccompStrict, PointsSeccompStrict, isAllowList(secAsked), isAllowList(secGot), lost[ModSeccompStrict]),
-		modifier(ModFilesystem, PointsFilesystem, asked.Filesystem, enforced.Filesystem, lost[ModFilesystem]),
-		modifier(ModNetworkOff, PointsNetworkOff, asked.NetworkOff, enforced.NetworkOff, lost[ModNetworkOff]),
-		modifier(ModNetworkAllowlist, PointsNetworkAllowlist, asked.NetworkAllowlist, enforced.NetworkAllowlist, lost[ModNetworkAllowlist]),
-		modifier(ModLimits, PointsLimits, asked.Limits, enforced.Limits, lost[ModLimits]),
+	var why *[NumModifiers]string
+	if len(lost) > 0 {
+		why = new([NumModifiers]string)
+		for i, name := range modifierNames {
+			why[i] = lost[name]
+		}
+		why[0] = lost[ModSeccompStrict] + lost[ModSeccompBasic]
 	}
-	if b.Noop {
+	return newScore(b, asked.pack(), enforced.pack(), why)
+}
+
+func newScore(b Backend, asked, got set, why *[NumModifiers]string) Score {
+	v := 0
+	if !b.Noop {
+		v = min(max(b.Base+int(points[b2i(b.SharedKernel)][got]), 0), 100)
+	}
+	return Score{Value: v, basis: basis{asked, got, b.SharedKernel, b.Noop}, why: why}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// modifierNames lists the modifiers in breakdown order.
+var modifierNames = [NumModifiers]string{ModSeccompOff, ModSeccompBasic, ModSeccompStrict, ModFilesystem, ModNetworkOff, ModNetworkAllowlist, ModLimits}
+
+// Modifiers is the breakdown: every modifier of SPEC §3 in a fixed order,
+// with its points, whether it applied and why.
+func (s Score) Modifiers() [NumModifiers]Modifier {
+	var why [NumModifiers]string
+	if s.why != nil {
+		why = *s.why
+	}
+	secAsked, secGot := s.basis.asked&setLevel, s.basis.got&setLevel
+	mods := [NumModifiers]Modifier{
+		s.seccompOff(why[0]),
+		modifier(ModSeccompBasic, PointsSeccompBasic, secAsked == levelBasic, secGot == levelBasic, why[1]),
+		modifier(ModSeccompStrict, PointsSeccompStrict, secAsked == levelAllowList, secGot == levelAllowList, why[2]),
+	}
+	for i, b := range [...]set{setFilesystem, setNetworkOff, setNetworkAllowlist, setLimits} {
+		n := i + 3
+		mods[n] = modifier(modifierNames[n], modifierPoints[n], s.basis.asked&b != 0, s.basis.got&b != 0, why[n])
+	}
+	if s.basis.noop {
 		for i := range mods {
 			mods[i].Applied = false
 			mods[i].Reason = "noop backend runs nothing: its score is always 0"
 		}
-		return Score{Value: 0, Label: Label(0), Modifiers: mods}
 	}
-	v := b.Base
-	for _, m := range mods {
-		if m.Applied {
-			v += m.Points
-		}
-	}
-	v = min(max(v, 0), 100)
-	return Score{Value: v, Label: Label(v), Modifiers: mods}
+	return mods
 }
 
-func isAllowList(profile string) bool {
-	return profile == policy.SeccompStrict || profile == policy.SeccompCustom
+var modifierPoints = [NumModifiers]int{PointsSeccompOff, PointsSeccompBasic, PointsSeccompStrict, PointsFilesystem, PointsNetworkOff, PointsNetworkAllowlist, PointsLimits}
+
+// MarshalJSON encodes the score as {"value", "label", "modifiers"}.
+func (s Score) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Value     int                    `json:"value"`
+		Label     string                 `json:"label"`
+		Modifiers [NumModifiers]Modifier `json:"modifiers"`
+	}{s.Value, s.Label(), s.Modifiers()})
 }
 
 func modifier(name string, points int, asked, got bool, why string) Modifier {
@@ -232,18 +343,19 @@ func modifier(name string, points int, asked, got bool, why string) Modifier {
 	return m
 }
 
-func seccompOff(b Backend, asked, got string, why string) Modifier {
+func (s Score) seccompOff(why string) Modifier {
 	m := Modifier{Name: ModSeccompOff, Points: PointsSeccompOff}
+	asked, got := s.basis.asked&setLevel, s.basis.got&setLevel
 	switch {
-	case !b.SharedKernel:
+	case !s.basis.shared:
 		m.Reason = "backend does not share the host kernel"
-	case got == policy.SeccompOff && asked != policy.SeccompOff:
+	case got == levelOff && asked != levelOff:
 		m.Applied = true
 		m.Reason = "seccomp requested but not enforced"
 		if why != "" {
 			m.Reason += ": " + why
 		}
-	case got == policy.SeccompOff:
+	case got == levelOff:
 		m.Applied = true
 		m.Reason = "no seccomp filter on a backend that shares the host kernel"
 	default:

@@ -59,8 +59,8 @@ func TestWorkedValues(t *testing.T) {
 			if got.String() != tt.want {
 				t.Fatalf("%s+%s = %q, want %q", tt.backend, tt.policy, got, tt.want)
 			}
-			if len(got.Modifiers) != 7 {
-				t.Fatalf("%d modifiers, want 7", len(got.Modifiers))
+			if len(got.Modifiers()) != 7 {
+				t.Fatalf("%d modifiers, want 7", len(got.Modifiers()))
 			}
 		})
 	}
@@ -70,10 +70,10 @@ func TestNoopAlwaysZero(t *testing.T) {
 	p := policy.Strict()
 	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com"}}
 	s := score.Compute(sb(t, backend.Noop), score.Asked(&p), backend.FullCapabilities(), nil)
-	if s.Value != 0 || s.Label != "minimal" {
+	if s.Value != 0 || s.Label() != "minimal" {
 		t.Fatalf("noop = %s", s)
 	}
-	for _, m := range s.Modifiers {
+	for _, m := range s.Modifiers() {
 		if m.Applied || !strings.Contains(m.Reason, "noop") {
 			t.Fatalf("noop modifier %+v", m)
 		}
@@ -96,7 +96,7 @@ func TestLabels(t *testing.T) {
 			t.Errorf("Label(%d) = %q, want %q", tt.v, got, tt.want)
 		}
 	}
-	if s := (score.Score{Value: 63, Label: "standard"}).String(); s != "63 (standard)" {
+	if s := (score.Score{Value: 63}).String(); s != "63 (standard)" {
 		t.Fatalf("String = %q", s)
 	}
 }
@@ -118,7 +118,7 @@ func TestClamp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		s := score.Compute(tt.b, tt.l, tt.l, nil)
-		if s.Value != tt.want || s.Label != score.Label(tt.want) {
+		if s.Value != tt.want || s.Label() != score.Label(tt.want) {
 			t.Errorf("%s: %s, want %d", tt.name, s, tt.want)
 		}
 	}
@@ -137,16 +137,16 @@ func TestBreakdown(t *testing.T) {
 		{Name: "network-allowlist", Points: 1, Applied: false, Reason: "not requested by the policy"},
 		{Name: "resource-limits", Points: 2, Applied: true, Reason: "enforced"},
 	}
-	if len(s.Modifiers) != len(want) {
-		t.Fatalf("modifiers: %+v", s.Modifiers)
+	if len(s.Modifiers()) != len(want) {
+		t.Fatalf("modifiers: %+v", s.Modifiers())
 	}
 	for i := range want {
-		if s.Modifiers[i] != want[i] {
-			t.Errorf("modifier %d = %+v, want %+v", i, s.Modifiers[i], want[i])
+		if s.Modifiers()[i] != want[i] {
+			t.Errorf("modifier %d = %+v, want %+v", i, s.Modifiers()[i], want[i])
 		}
 	}
 	sum := 50
-	for _, m := range s.Modifiers {
+	for _, m := range s.Modifiers() {
 		if m.Applied {
 			sum += m.Points
 		}
@@ -157,11 +157,11 @@ func TestBreakdown(t *testing.T) {
 
 	// seccomp off counts only on backends that share the host kernel.
 	g := score.Declared(sb(t, backend.GVisor), preset(t, "minimal"), backend.FullCapabilities())
-	if m := g.Modifiers[0]; m.Applied || m.Reason != "backend does not share the host kernel" {
+	if m := g.Modifiers()[0]; m.Applied || m.Reason != "backend does not share the host kernel" {
 		t.Fatalf("gvisor seccomp-off = %+v", m)
 	}
 	p := score.Declared(sb(t, backend.Process), preset(t, "minimal"), backend.FullCapabilities())
-	if m := p.Modifiers[0]; !m.Applied || m.Reason != "no seccomp filter on a backend that shares the host kernel" {
+	if m := p.Modifiers()[0]; !m.Applied || m.Reason != "no seccomp filter on a backend that shares the host kernel" {
 		t.Fatalf("process seccomp-off = %+v", m)
 	}
 
@@ -195,10 +195,10 @@ func TestEffectiveLostLayers(t *testing.T) {
 	if s.String() != "53 (standard)" {
 		t.Fatalf("process+strict without seccomp = %s, want 53 (standard)", s)
 	}
-	if m := s.Modifiers[2]; m.Name != "seccomp-strict" || m.Applied || m.Reason != "requested but not enforced: kernel lacks seccomp filter support" {
+	if m := s.Modifiers()[2]; m.Name != "seccomp-strict" || m.Applied || m.Reason != "requested but not enforced: kernel lacks seccomp filter support" {
 		t.Fatalf("seccomp-strict = %+v", m)
 	}
-	if m := s.Modifiers[0]; !m.Applied || !strings.Contains(m.Reason, "kernel lacks seccomp") {
+	if m := s.Modifiers()[0]; !m.Applied || !strings.Contains(m.Reason, "kernel lacks seccomp") {
 		t.Fatalf("seccomp-off = %+v", m)
 	}
 
@@ -208,10 +208,10 @@ func TestEffectiveLostLayers(t *testing.T) {
 	if s.Value != 58 {
 		t.Fatalf("without filesystem and limits = %s, want 58", s)
 	}
-	if m := s.Modifiers[3]; m.Reason != "requested but not enforced: landlock unavailable" {
+	if m := s.Modifiers()[3]; m.Reason != "requested but not enforced: landlock unavailable" {
 		t.Fatalf("filesystem = %+v", m)
 	}
-	if m := s.Modifiers[6]; m.Applied || m.Reason != "requested but not supported by this backend" {
+	if m := s.Modifiers()[6]; m.Applied || m.Reason != "requested but not supported by this backend" {
 		t.Fatalf("resource-limits = %+v", m)
 	}
 }
@@ -276,39 +276,84 @@ func BenchmarkDeclaredScore(b *testing.B) {
 	}
 }
 
-var sinkInt int
+var sinkMods [score.NumModifiers]score.Modifier
 
-func BenchmarkDeclaredValue(b *testing.B) {
-	be := sb(b, backend.Process)
-	p := preset(b, "strict")
-	caps := backend.FullCapabilities()
+// BenchmarkScoreBreakdown measures deriving the 7-line breakdown of a score.
+func BenchmarkScoreBreakdown(b *testing.B) {
+	s := score.Declared(sb(b, backend.Process), preset(b, "strict"), backend.FullCapabilities())
 	b.ReportAllocs()
 	for b.Loop() {
-		sinkInt = score.DeclaredValue(be, p, caps)
+		sinkMods = s.Modifiers()
 	}
 }
 
-// TestDeclaredValue checks the allocation-free value against the full score
-// for every backend, preset and capability set.
-func TestDeclaredValue(t *testing.T) {
+// reference computes a declared value straight from the rules of SPEC §3,
+// independently of the package's packed representation.
+func reference(b score.Backend, p *policy.Policy, caps score.Layers) int {
+	if b.Noop {
+		return 0
+	}
+	allow := func(s string) bool { return s == "strict" || s == "custom" }
+	v := b.Base
+	switch {
+	case p.Seccomp == "basic" && (caps.Seccomp == "basic" || allow(caps.Seccomp)):
+		v += 3
+	case allow(p.Seccomp) && allow(caps.Seccomp):
+		v += 5
+	case b.SharedKernel:
+		v -= 5
+	}
+	if p.Filesystem.ReadOnlyRoot && caps.Filesystem {
+		v += 3
+	}
+	if p.Network.Mode == "off" && caps.NetworkOff {
+		v += 3
+	}
+	if p.Network.Mode == "allowlist" && caps.NetworkAllowlist {
+		v++
+	}
+	if (p.Limits.Memory > 0 || p.Limits.CPUs > 0) && p.Limits.Pids > 0 && caps.Limits {
+		v += 2
+	}
+	return min(max(v, 0), 100)
+}
+
+// TestDeclaredMatchesReference checks the declared score, the breakdown's
+// applied points and the Layers path (Compute) against the reference for
+// every backend, preset, policy variant and capability set.
+func TestDeclaredMatchesReference(t *testing.T) {
 	capsList := []score.Layers{
 		backend.FullCapabilities(),
 		{Seccomp: "off"},
 		{Seccomp: "basic", Filesystem: true},
 		{Seccomp: "strict", NetworkOff: true, Limits: true},
+		{Seccomp: "custom", NetworkAllowlist: true},
 		{},
 	}
 	for _, n := range backend.Names() {
 		for _, name := range policy.Presets {
 			p := preset(t, name)
-			variants := []policy.Policy{*p, *p, *p}
+			variants := []policy.Policy{*p, *p, *p, *p}
 			variants[1].Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com"}}
 			variants[2].Seccomp, variants[2].SeccompAllow = policy.SeccompCustom, []string{"read"}
+			variants[3].Seccomp, variants[3].Limits.Pids = policy.SeccompBasic, 0
 			for _, v := range variants {
 				for _, caps := range capsList {
-					want := score.Declared(sb(t, n), &v, caps).Value
-					if got := score.DeclaredValue(sb(t, n), &v, caps); got != want {
-						t.Errorf("%s+%s caps %+v: DeclaredValue = %d, Declared = %d", n, name, caps, got, want)
+					be := sb(t, n)
+					want := reference(be, &v, caps)
+					got := score.Declared(be, &v, caps)
+					viaLayers := score.Compute(be, score.Asked(&v), score.Asked(&v).Intersect(caps), nil)
+					if got.Value != want || got.Label() != score.Label(want) || viaLayers.String() != got.String() {
+						t.Errorf("%s+%s/%s caps %+v: Declared = %s, Compute = %s, reference %d", n, name, v.Seccomp, caps, got, viaLayers, want)
+					}
+					sum := be.Base
+					for _, m := range got.Modifiers() {
+						if m.Applied {
+							sum += m.Points
+						}
+					}
+					if !be.Noop && min(max(sum, 0), 100) != want {
+						t.Errorf("%s+%s caps %+v: breakdown sums to %d, want %d", n, name, caps, sum, want)
 					}
 				}
 			}
