@@ -3,7 +3,7 @@ package kavach
 import (
 	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/audit"
@@ -21,14 +21,18 @@ import (
 //
 // Order rule: Policy sets the base policy (default: strict) and may be
 // called at any point; every other setter is an override that Build applies
-// on top of that base, in call order. So Policy never undoes an earlier
-// Memory or Seccomp call, and when a setter is called twice the last call
-// wins. Invalid values are reported by Build, naming the field.
+// on top of that base. So Policy never undoes an earlier Memory or Seccomp
+// call, and when a setter is called twice the last call wins (Env, Mount and
+// AllowHosts add to what is there). Invalid values are reported by Build,
+// naming the field.
+//
+// A Builder used in one expression, as above, lives on the caller's stack:
+// building a configuration does not allocate beyond what the policy holds.
 type Builder struct {
 	backend  backend.Name
 	base     policy.Policy
-	ops      []op
-	opsBuf   [4]op // the first overrides need no allocation of their own
+	hasBase  bool // false: the strict preset
+	over     overrides
 	minScore int
 	hooks    []lifecycle.Hook
 	hookWait time.Duration
@@ -42,95 +46,112 @@ type Builder struct {
 	audit      *audit.Log
 }
 
-// opKind names a policy override.
-type opKind uint8
+// field is a set of policy fields overridden by setters.
+type field uint16
 
 const (
-	opSeccomp opKind = iota
-	opSeccompAllow
-	opNetwork
-	opAllowHosts
-	opReadOnlyRoot
-	opMount
-	opMemory
-	opCPUs
-	opPids
-	opTimeout
-	opCPUTime
-	opMaxOutput
-	opEnv
-	opWorkdir
-	opHostname
-	opBestEffort
+	fSeccomp field = 1 << iota // with seccompAllow
+	fNetwork                   // network replaces the base's
+	fReadOnlyRoot
+	fMemory
+	fCPUs
+	fPids
+	fTimeout
+	fCPUTime
+	fMaxOutput
+	fWorkdir
+	fHostname
+	fBestEffort
 )
 
-// op is one recorded override; which fields it uses depends on kind
-// (booleans are n != 0, CPU counts are float64 bits in n).
-type op struct {
-	kind opKind
-	s, t string
-	n    int64
-	list []string
+// overrides hold the setters' values; set says which scalar fields are
+// present. Lists (mounts, env, hosts) are added to the base's.
+type overrides struct {
+	set          field
+	seccomp      string
+	seccompAllow []string
+	network      policy.Network
+	moreHosts    []string // AllowHosts before any Network call: added to the base's allowlist
+	readOnlyRoot bool
+	limits       policy.Limits
+	mounts       []policy.Mount
+	env          []string // key, value, key, value...
+	workdir      string
+	hostname     string
+	bestEffort   bool
 }
 
-// apply performs the override on p.
-func (o *op) apply(p *policy.Policy) {
-	switch o.kind {
-	case opSeccomp:
-		p.Seccomp, p.SeccompAllow = o.s, nil
-	case opSeccompAllow:
-		p.Seccomp, p.SeccompAllow = policy.SeccompCustom, append([]string(nil), o.list...)
-	case opNetwork:
-		p.Network = policy.Network{Mode: policy.NetworkMode(o.s)}
-	case opAllowHosts:
+// apply performs the overrides on p, a copy of the base that owns its
+// slices and map.
+func (o *overrides) apply(p *policy.Policy) {
+	if o.set&fSeccomp != 0 {
+		p.Seccomp, p.SeccompAllow = o.seccomp, slices.Clone(o.seccompAllow)
+	}
+	o.applyNetwork(p)
+	if o.set&fReadOnlyRoot != 0 {
+		p.Filesystem.ReadOnlyRoot = o.readOnlyRoot
+	}
+	if len(o.mounts) > 0 {
+		p.Filesystem.Mounts = append(p.Filesystem.Mounts, o.mounts...)
+	}
+	o.applyLimits(&p.Limits)
+	if len(o.env) > 0 {
+		if p.Env == nil {
+			p.Env = make(map[string]string, len(o.env)/2)
+		}
+		for i := 0; i < len(o.env); i += 2 {
+			p.Env[o.env[i]] = o.env[i+1]
+		}
+	}
+	if o.set&fWorkdir != 0 {
+		p.Workdir = o.workdir
+	}
+	if o.set&fHostname != 0 {
+		p.Hostname = o.hostname
+	}
+	if o.set&fBestEffort != 0 {
+		p.BestEffort = o.bestEffort
+	}
+}
+
+func (o *overrides) applyNetwork(p *policy.Policy) {
+	switch {
+	case o.set&fNetwork != 0:
+		p.Network = policy.Network{Mode: o.network.Mode, Allow: slices.Clone(o.network.Allow)}
+	case len(o.moreHosts) > 0:
 		if p.Network.Mode != policy.NetworkAllowlist {
 			p.Network = policy.Network{Mode: policy.NetworkAllowlist}
 		}
-		p.Network.Allow = append(p.Network.Allow, o.list...)
-	case opReadOnlyRoot:
-		p.Filesystem.ReadOnlyRoot = o.n != 0
-	case opMount:
-		p.Filesystem.Mounts = append(p.Filesystem.Mounts, policy.Mount{Source: o.s, Dest: o.t, Mode: policy.Access(o.list[0])})
-	case opMemory:
-		p.Limits.Memory = policy.Size(o.n)
-	case opCPUs:
-		p.Limits.CPUs = math.Float64frombits(uint64(o.n))
-	case opPids:
-		p.Limits.Pids = o.n
-	case opTimeout:
-		p.Limits.Timeout = policy.Duration(o.n)
-	case opCPUTime:
-		p.Limits.CPUTime = policy.Duration(o.n)
-	case opMaxOutput:
-		p.Limits.MaxOutput = policy.Size(o.n)
-	case opEnv:
-		if p.Env == nil {
-			p.Env = map[string]string{}
-		}
-		p.Env[o.s] = o.t
-	case opWorkdir:
-		p.Workdir = o.s
-	case opHostname:
-		p.Hostname = o.s
-	case opBestEffort:
-		p.BestEffort = o.n != 0
+		p.Network.Allow = append(p.Network.Allow, o.moreHosts...)
+	}
+}
+
+func (o *overrides) applyLimits(l *policy.Limits) {
+	if o.set&fMemory != 0 {
+		l.Memory = o.limits.Memory
+	}
+	if o.set&fCPUs != 0 {
+		l.CPUs = o.limits.CPUs
+	}
+	if o.set&fPids != 0 {
+		l.Pids = o.limits.Pids
+	}
+	if o.set&fTimeout != 0 {
+		l.Timeout = o.limits.Timeout
+	}
+	if o.set&fCPUTime != 0 {
+		l.CPUTime = o.limits.CPUTime
+	}
+	if o.set&fMaxOutput != 0 {
+		l.MaxOutput = o.limits.MaxOutput
 	}
 }
 
 // NewConfig starts a builder with the default backend and the strict policy.
-func NewConfig() *Builder {
-	b := &Builder{backend: DefaultBackend, base: policy.Strict()}
-	b.ops = b.opsBuf[:0]
-	return b
-}
+func NewConfig() *Builder { return &Builder{backend: DefaultBackend} }
 
 func (b *Builder) fail(field, format string, a ...any) *Builder {
 	b.errs = append(b.errs, &policy.FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
-	return b
-}
-
-func (b *Builder) add(o op) *Builder {
-	b.ops = append(b.ops, o)
 	return b
 }
 
@@ -146,7 +167,7 @@ func (b *Builder) Backend(n backend.Name) *Builder {
 
 // Policy sets the base policy that the other setters override.
 func (b *Builder) Policy(p policy.Policy) *Builder {
-	b.base = p.Clone()
+	b.base, b.hasBase = p.Clone(), true
 	return b
 }
 
@@ -160,11 +181,17 @@ func (b *Builder) Preset(name string) *Builder {
 }
 
 // Seccomp sets the seccomp profile: off, basic or strict.
-func (b *Builder) Seccomp(profile string) *Builder { return b.add(op{kind: opSeccomp, s: profile}) }
+func (b *Builder) Seccomp(profile string) *Builder {
+	b.over.set |= fSeccomp
+	b.over.seccomp, b.over.seccompAllow = profile, nil
+	return b
+}
 
 // SeccompAllow sets a custom seccomp allow-list.
 func (b *Builder) SeccompAllow(syscalls ...string) *Builder {
-	return b.add(op{kind: opSeccompAllow, list: append([]string(nil), syscalls...)})
+	b.over.set |= fSeccomp
+	b.over.seccomp, b.over.seccompAllow = policy.SeccompCustom, slices.Clone(syscalls)
+	return b
 }
 
 // Network turns the network on (unrestricted) or off.
@@ -173,17 +200,31 @@ func (b *Builder) Network(on bool) *Builder {
 	if on {
 		mode = policy.NetworkOn
 	}
-	return b.add(op{kind: opNetwork, s: string(mode)})
+	b.over.set |= fNetwork
+	b.over.network, b.over.moreHosts = policy.Network{Mode: mode}, nil
+	return b
 }
 
-// AllowHosts restricts the network to these hosts through the egress proxy.
+// AllowHosts restricts the network to these hosts through the egress proxy,
+// in addition to the hosts already allowed.
 func (b *Builder) AllowHosts(hosts ...string) *Builder {
-	return b.add(op{kind: opAllowHosts, list: append([]string(nil), hosts...)})
+	o := &b.over
+	if o.set&fNetwork == 0 {
+		o.moreHosts = append(o.moreHosts, hosts...)
+		return b
+	}
+	if o.network.Mode != policy.NetworkAllowlist {
+		o.network = policy.Network{Mode: policy.NetworkAllowlist}
+	}
+	o.network.Allow = append(o.network.Allow, hosts...)
+	return b
 }
 
 // ReadOnlyRoot makes the root file system read-only (and confined).
 func (b *Builder) ReadOnlyRoot(on bool) *Builder {
-	return b.add(op{kind: opReadOnlyRoot, n: boolInt(on)})
+	b.over.set |= fReadOnlyRoot
+	b.over.readOnlyRoot = on
+	return b
 }
 
 // Mount makes a host path visible at dest ("" = same path).
@@ -191,7 +232,8 @@ func (b *Builder) Mount(source, dest string, mode policy.Access) *Builder {
 	if dest == "" {
 		dest = source
 	}
-	return b.add(op{kind: opMount, s: source, t: dest, list: []string{string(mode)}})
+	b.over.mounts = append(b.over.mounts, policy.Mount{Source: source, Dest: dest, Mode: mode})
+	return b
 }
 
 // Memory sets the memory limit in bytes.
@@ -199,7 +241,9 @@ func (b *Builder) Memory(bytes int64) *Builder {
 	if bytes <= 0 {
 		return b.fail("memory", "must be positive, not %d", bytes)
 	}
-	return b.add(op{kind: opMemory, n: bytes})
+	b.over.set |= fMemory
+	b.over.limits.Memory = policy.Size(bytes)
+	return b
 }
 
 // CPUs sets the CPU limit in fractional cores.
@@ -207,7 +251,9 @@ func (b *Builder) CPUs(n float64) *Builder {
 	if !(n > 0) || n > 1<<16 {
 		return b.fail("cpus", "must be positive, not %v", n)
 	}
-	return b.add(op{kind: opCPUs, n: int64(math.Float64bits(n))})
+	b.over.set |= fCPUs
+	b.over.limits.CPUs = n
+	return b
 }
 
 // Pids sets the limit on processes and threads.
@@ -215,7 +261,9 @@ func (b *Builder) Pids(n int64) *Builder {
 	if n <= 0 {
 		return b.fail("pids", "must be positive, not %d", n)
 	}
-	return b.add(op{kind: opPids, n: n})
+	b.over.set |= fPids
+	b.over.limits.Pids = n
+	return b
 }
 
 // Timeout sets the wall-clock limit of each exec.
@@ -223,7 +271,9 @@ func (b *Builder) Timeout(d time.Duration) *Builder {
 	if d <= 0 {
 		return b.fail("timeout", "must be positive, not %v", d)
 	}
-	return b.add(op{kind: opTimeout, n: int64(d)})
+	b.over.set |= fTimeout
+	b.over.limits.Timeout = policy.Duration(d)
+	return b
 }
 
 // CPUTime sets the CPU-time limit of each exec.
@@ -231,7 +281,9 @@ func (b *Builder) CPUTime(d time.Duration) *Builder {
 	if d <= 0 {
 		return b.fail("cpu_time", "must be positive, not %v", d)
 	}
-	return b.add(op{kind: opCPUTime, n: int64(d)})
+	b.over.set |= fCPUTime
+	b.over.limits.CPUTime = policy.Duration(d)
+	return b
 }
 
 // MaxOutput caps each of stdout and stderr.
@@ -239,26 +291,36 @@ func (b *Builder) MaxOutput(bytes int64) *Builder {
 	if bytes <= 0 {
 		return b.fail("max_output", "must be positive, not %d", bytes)
 	}
-	return b.add(op{kind: opMaxOutput, n: bytes})
+	b.over.set |= fMaxOutput
+	b.over.limits.MaxOutput = policy.Size(bytes)
+	return b
 }
 
 // Env sets an environment variable inside the sandbox.
-func (b *Builder) Env(key, value string) *Builder { return b.add(op{kind: opEnv, s: key, t: value}) }
+func (b *Builder) Env(key, value string) *Builder {
+	b.over.env = append(b.over.env, key, value)
+	return b
+}
 
 // Workdir sets the working directory inside the sandbox.
-func (b *Builder) Workdir(dir string) *Builder { return b.add(op{kind: opWorkdir, s: dir}) }
+func (b *Builder) Workdir(dir string) *Builder {
+	b.over.set |= fWorkdir
+	b.over.workdir = dir
+	return b
+}
 
 // Hostname sets the sandbox's hostname.
-func (b *Builder) Hostname(name string) *Builder { return b.add(op{kind: opHostname, s: name}) }
+func (b *Builder) Hostname(name string) *Builder {
+	b.over.set |= fHostname
+	b.over.hostname = name
+	return b
+}
 
 // BestEffort runs with a lower score when a layer cannot be applied.
-func (b *Builder) BestEffort(on bool) *Builder { return b.add(op{kind: opBestEffort, n: boolInt(on)}) }
-
-func boolInt(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
+func (b *Builder) BestEffort(on bool) *Builder {
+	b.over.set |= fBestEffort
+	b.over.bestEffort = on
+	return b
 }
 
 // MinScore refuses to run below this effective score.
@@ -313,21 +375,25 @@ func (b *Builder) Audit(log *audit.Log) *Builder {
 	return b
 }
 
-// Build returns the validated configuration.
+// Build returns the validated configuration. The configuration owns its
+// memory: later setter calls, or another Build, do not change it.
 func (b *Builder) Build() (Config, error) {
 	if len(b.errs) > 0 {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, errors.Join(b.errs...))
 	}
-	cfg := Config{Backend: b.backend, Policy: b.base.Clone(), MinScore: b.minScore, HookTimeout: b.hookWait,
+	cfg := Config{Backend: b.backend, MinScore: b.minScore, HookTimeout: b.hookWait,
 		Gate: b.gatePolicy, GateOff: b.gateOff, Quarantine: b.quarantine, Credentials: b.creds, Audit: b.audit}
-	for i := range b.ops {
-		b.ops[i].apply(&cfg.Policy)
+	if b.hasBase {
+		cfg.Policy = b.base.Clone()
+	} else {
+		cfg.Policy = policy.Strict()
 	}
+	b.over.apply(&cfg.Policy)
 	if len(b.hooks) > 0 {
-		cfg.Hooks = append([]lifecycle.Hook(nil), b.hooks...)
+		cfg.Hooks = slices.Clone(b.hooks)
 	}
 	if len(b.secrets) > 0 {
-		cfg.Secrets = append([]credential.Binding(nil), b.secrets...)
+		cfg.Secrets = slices.Clone(b.secrets)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

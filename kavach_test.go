@@ -443,6 +443,21 @@ func BenchmarkConfigBuild(b *testing.B) {
 	}
 }
 
+// BenchmarkConfigBuildFull builds the full chain of the README's example
+// (the Env call makes the one allocation: the policy's environment map).
+func BenchmarkConfigBuildFull(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		cfg, err := kavach.NewConfig().Backend(kavach.GVisor).Policy(policy.Strict()).Seccomp("strict").Network(false).
+			Memory(512<<20).CPUs(0.5).Pids(64).Timeout(30*time.Second).Env("K", "V").Workdir("/work").Hostname("box").
+			MinScore(60).Build()
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkCfg = cfg
+	}
+}
+
 func TestStopKillsRunningExec(t *testing.T) {
 	cfg, err := kavach.NewConfig().Build()
 	if err != nil {

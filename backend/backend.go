@@ -91,6 +91,10 @@ var ErrUnknown = errors.New("unknown backend")
 
 // ParseName parses a backend name case-insensitively; "auto" is accepted.
 func ParseName(s string) (Name, error) {
+	switch n := Name(s); n { // the canonical spelling, without normalizing
+	case Noop, Process, OCI, WASM, GVisor, SGX, SEV, Firecracker, Auto:
+		return n, nil
+	}
 	n := Name(strings.ToLower(strings.TrimSpace(s)))
 	if n == Auto {
 		return Auto, nil

@@ -132,14 +132,14 @@ func Basic() Policy {
 // Strict is the default: seccomp allow-list, read-only root with writable
 // /tmp and work directory, no network, 512 MiB memory, one CPU, 64 pids.
 func Strict() Policy {
-	p := Basic()
-	p.Name = "strict"
-	p.Seccomp = SeccompStrict
-	p.Filesystem.ReadOnlyRoot = true
-	p.Limits.Memory = 512 << 20
-	p.Limits.CPUs = 1.0
-	p.Limits.Pids = 64
-	return p
+	return Policy{
+		Name:       "strict",
+		Seccomp:    SeccompStrict,
+		Filesystem: Filesystem{ReadOnlyRoot: true},
+		Network:    Network{Mode: NetworkOff},
+		Limits:     Limits{Memory: 512 << 20, CPUs: 1, Pids: 64, Timeout: Duration(DefaultTimeout), MaxOutput: DefaultMaxOutput},
+		Workdir:    WorkDir,
+	}
 }
 
 // Presets lists the preset names in increasing strength.
@@ -233,7 +233,10 @@ func (p *Policy) validateFilesystem() error {
 	if p.Filesystem.TmpSize < 0 {
 		return invalid("filesystem.tmp_size", "must not be negative")
 	}
-	seen := map[string]int{}
+	if len(p.Filesystem.Mounts) == 0 {
+		return nil
+	}
+	seen := make(map[string]int, len(p.Filesystem.Mounts))
 	for i, m := range p.Filesystem.Mounts {
 		f := fmt.Sprintf("filesystem.mounts[%d]", i)
 		if err := checkAbs(f+".source", m.Source); err != nil {
@@ -280,7 +283,7 @@ func (p *Policy) validateNetwork() error {
 		if len(p.Network.Allow) == 0 {
 			return invalid("network.allow", "allowlist mode needs at least one host")
 		}
-		seen := map[string]bool{}
+		seen := make(map[string]bool, len(p.Network.Allow))
 		for i, h := range p.Network.Allow {
 			if h == "" || strings.ContainsAny(h, " /@") {
 				return invalid(fmt.Sprintf("network.allow[%d]", i), "invalid host %q", h)
@@ -322,8 +325,11 @@ func (p *Policy) validateProcess() error {
 			return err
 		}
 	}
-	if len(p.Hostname) > 64 || strings.ContainsAny(p.Hostname, " /\x00") {
+	if p.Hostname != "" && (len(p.Hostname) > 64 || strings.ContainsAny(p.Hostname, " /\x00")) {
 		return invalid("hostname", "invalid hostname %q", p.Hostname)
+	}
+	if len(p.Env) == 0 {
+		return nil
 	}
 	for k := range p.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
