@@ -91,6 +91,47 @@ func TestBuilderOrder(t *testing.T) {
 	}
 }
 
+// TestBuilderOverrides pins how setters that touch the same fields combine,
+// whatever the order of Policy among them.
+func TestBuilderOverrides(t *testing.T) {
+	allowBase := policy.Basic()
+	allowBase.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"base.com"}}
+	tests := []struct {
+		name    string
+		b       *kavach.Builder
+		network policy.Network
+		seccomp string
+		allow   []string
+	}{
+		{"hosts on the strict base", kavach.NewConfig().AllowHosts("a.com"),
+			policy.Network{Mode: "allowlist", Allow: []string{"a.com"}}, "strict", nil},
+		{"hosts add to the base's allowlist", kavach.NewConfig().AllowHosts("a.com").Policy(allowBase).AllowHosts("b.com"),
+			policy.Network{Mode: "allowlist", Allow: []string{"base.com", "a.com", "b.com"}}, "basic", nil},
+		{"network after hosts replaces them", kavach.NewConfig().Policy(allowBase).AllowHosts("a.com").Network(false),
+			policy.Network{Mode: "off"}, "basic", nil},
+		{"hosts after network off", kavach.NewConfig().Policy(allowBase).Network(false).AllowHosts("a.com", "b.com"),
+			policy.Network{Mode: "allowlist", Allow: []string{"a.com", "b.com"}}, "basic", nil},
+		{"network on", kavach.NewConfig().Network(true),
+			policy.Network{Mode: "on"}, "strict", nil},
+		{"allow-list then profile", kavach.NewConfig().SeccompAllow("read", "write").Seccomp("basic"),
+			policy.Network{Mode: "off"}, "basic", nil},
+		{"profile then allow-list", kavach.NewConfig().Seccomp("basic").SeccompAllow("read"),
+			policy.Network{Mode: "off"}, "custom", []string{"read"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mustBuild(t, tt.b)
+			p := cfg.Policy
+			if !reflect.DeepEqual(p.Network, tt.network) || p.Seccomp != tt.seccomp || !reflect.DeepEqual(p.SeccompAllow, tt.allow) {
+				t.Fatalf("network %+v seccomp %s %v", p.Network, p.Seccomp, p.SeccompAllow)
+			}
+		})
+	}
+	if allowBase.Network.Allow[0] != "base.com" || len(allowBase.Network.Allow) != 1 {
+		t.Fatalf("the caller's base policy changed: %+v", allowBase.Network)
+	}
+}
+
 func TestBuilderInvalid(t *testing.T) {
 	tests := []struct {
 		name  string
