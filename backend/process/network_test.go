@@ -10,38 +10,28 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
+	"github.com/kavach-sandbox/kavach/internal/egresstest"
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
 // egressSandbox creates an allowlist sandbox whose proxy resolves the test
 // names through names (to loopback upstreams the test runs).
-func egressSandbox(t *testing.T, allow []string, names map[string]string, subs []egress.Substitution) (backend.Instance, *eventLog) {
+func egressSandbox(t *testing.T, allow []string, names map[string]string, subs []egress.Substitution) (backend.Instance, *egresstest.Recorder) {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
 	p := policy.Strict()
 	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: allow}
-	log := &eventLog{}
+	e := backend.Egress{Substitutions: subs}
+	log := egresstest.Configure(&e, names)
 	spec := &backend.Spec{ID: "t-" + strings.ReplaceAll(t.Name(), "/", "-"), Policy: p,
-		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work"},
-		Egress: backend.Egress{
-			Substitutions: subs,
-			Resolve: func(_ context.Context, host string) ([]netip.Addr, error) {
-				if a, ok := names[host]; ok {
-					return []netip.Addr{netip.MustParseAddr(a)}, nil
-				}
-				return nil, fmt.Errorf("no such host %s", host)
-			},
-			AllowPrivate: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-			OnEvent:      log.add,
-		}}
+		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work"}, Egress: e}
 	inst, err := New().Create(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("create: %v", err)
@@ -53,37 +43,8 @@ func egressSandbox(t *testing.T, allow []string, names map[string]string, subs [
 	return inst, log
 }
 
-type eventLog struct {
-	mu     sync.Mutex
-	events []egress.Event
-}
-
-func (l *eventLog) add(e egress.Event) { l.mu.Lock(); l.events = append(l.events, e); l.mu.Unlock() }
-
-func (l *eventLog) count(kind string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, e := range l.events {
-		if e.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
-func upstream(t *testing.T, body string) (*httptest.Server, string) {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s auth=%s", body, r.Header.Get("Authorization"))
-	}))
-	t.Cleanup(srv.Close)
-	return srv, srv.Listener.Addr().(*net.TCPAddr).AddrPort().String()
-}
-
 func TestAllowlistThroughProxy(t *testing.T) {
-	_, addr := upstream(t, "upstream-ok")
-	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	addr, port := egresstest.Upstream(t, "upstream-ok")
 	inst, log := egressSandbox(t, []string{"api.allowed.test:" + port, "meta.allowed.test:" + port, "loop.allowed.test:" + port},
 		map[string]string{"api.allowed.test": "127.0.0.1", "other.test": "127.0.0.1", "meta.allowed.test": "169.254.169.254",
 			"loop.allowed.test": "127.0.0.2"}, nil)
@@ -117,14 +78,13 @@ func TestAllowlistThroughProxy(t *testing.T) {
 			t.Errorf("direct route worked: %s: %q", direct, out.Stdout)
 		}
 	}
-	if log.count(egress.KindAllow) == 0 || log.count(egress.KindDeny) < 2 {
-		t.Fatalf("events: %d allow, %d deny", log.count(egress.KindAllow), log.count(egress.KindDeny))
+	if log.Count(egress.KindAllow) == 0 || log.Count(egress.KindDeny) < 2 {
+		t.Fatalf("events: %d allow, %d deny", log.Count(egress.KindAllow), log.Count(egress.KindDeny))
 	}
 }
 
 func TestProxySurvivesManyDenials(t *testing.T) {
-	_, addr := upstream(t, "still-ok")
-	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	_, port := egresstest.Upstream(t, "still-ok")
 	inst, log := egressSandbox(t, []string{"api.allowed.test:" + port}, map[string]string{"api.allowed.test": "127.0.0.1"}, nil)
 	script := `import socket
 ok = 0
@@ -139,8 +99,8 @@ print(ok)`
 		t.Fatal(err)
 	}
 	mustExit(t, out, 0)
-	if strings.TrimSpace(string(out.Stdout)) != "1000" || log.count(egress.KindDeny) < 1000 {
-		t.Fatalf("denials: %q, %d deny events", out.Stdout, log.count(egress.KindDeny))
+	if strings.TrimSpace(string(out.Stdout)) != "1000" || log.Count(egress.KindDeny) < 1000 {
+		t.Fatalf("denials: %q, %d deny events", out.Stdout, log.Count(egress.KindDeny))
 	}
 	out = execIn(t, inst, "curl", "-sS", "-m", "5", "http://api.allowed.test:"+port+"/")
 	if !strings.Contains(string(out.Stdout), "still-ok") {
@@ -149,8 +109,7 @@ print(ok)`
 }
 
 func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
-	_, addr := upstream(t, "bound")
-	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	_, port := egresstest.Upstream(t, "bound")
 	secret := "ghp_realSecretValue0123456789abcdefABCD"
 	placeholder := egress.GeneratePlaceholder([]byte(secret))
 	bound, _ := egress.ParseRule("api.allowed.test:" + port)
@@ -170,8 +129,8 @@ func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
 	if len(lines) < 4 || lines[0] != "env holds: "+placeholder || !strings.Contains(lines[1], "only substituted in request headers over https") {
 		t.Fatalf("stdout %q", out.Stdout)
 	}
-	if strings.Contains(string(out.Stdout), secret) || !strings.Contains(lines[3], "credential placeholder") || log.count(egress.KindLeak) == 0 {
-		t.Fatalf("placeholder to another host not blocked: %q (leak events %d)", out.Stdout, log.count(egress.KindLeak))
+	if strings.Contains(string(out.Stdout), secret) || !strings.Contains(lines[3], "credential placeholder") || log.Count(egress.KindLeak) == 0 {
+		t.Fatalf("placeholder to another host not blocked: %q (leak events %d)", out.Stdout, log.Count(egress.KindLeak))
 	}
 }
 

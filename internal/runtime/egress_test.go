@@ -7,40 +7,29 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
+	"github.com/kavach-sandbox/kavach/internal/egresstest"
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
 // egressContainer creates an allowlist container whose proxy resolves the
 // test names through names (to loopback upstreams the test runs).
-func egressContainer(t *testing.T, k Kind, allow []string, names map[string]string, e backend.Egress) (*Container, *eventLog) {
+func egressContainer(t *testing.T, k Kind, allow []string, names map[string]string, e backend.Egress) (*Container, *egresstest.Recorder) {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}
 	p := testPolicy()
 	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: allow}
-	log := &eventLog{}
-	if e.Resolve == nil {
-		e.Resolve = func(_ context.Context, host string) ([]netip.Addr, error) {
-			if a, ok := names[host]; ok {
-				return []netip.Addr{netip.MustParseAddr(a)}, nil
-			}
-			return nil, fmt.Errorf("no such host %s", host)
-		}
-	}
-	e.AllowPrivate = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	e.OnEvent = log.add
+	log := egresstest.Configure(&e, names)
 	c := newContainerSpec(t, k, &backend.Spec{Policy: p, Env: testEnv, Egress: e})
 	if !c.Enforcement().Layers.NetworkAllowlist {
 		t.Fatalf("allowlist not reported as enforced: %v", c.Enforcement().Lost)
@@ -48,38 +37,8 @@ func egressContainer(t *testing.T, k Kind, allow []string, names map[string]stri
 	return c, log
 }
 
-type eventLog struct {
-	mu     sync.Mutex
-	events []egress.Event
-}
-
-func (l *eventLog) add(e egress.Event) { l.mu.Lock(); l.events = append(l.events, e); l.mu.Unlock() }
-
-func (l *eventLog) count(kind string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, e := range l.events {
-		if e.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
-// upstream serves body plus the Authorization header it received.
-func upstream(t *testing.T, body string) (addr, port string) {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s auth=%s", body, r.Header.Get("Authorization"))
-	}))
-	t.Cleanup(srv.Close)
-	addr = srv.Listener.Addr().String()
-	return addr, addr[strings.LastIndexByte(addr, ':')+1:]
-}
-
 func TestAllowlistThroughProxy(t *testing.T) {
-	addr, port := upstream(t, "upstream-ok")
+	addr, port := egresstest.Upstream(t, "upstream-ok")
 	forEachKind(t, func(t *testing.T, k Kind) {
 		c, log := egressContainer(t, k, []string{"api.allowed.test:" + port, "meta.allowed.test:" + port},
 			map[string]string{"api.allowed.test": "127.0.0.1", "other.test": "127.0.0.1", "meta.allowed.test": "169.254.169.254"},
@@ -109,14 +68,14 @@ func TestAllowlistThroughProxy(t *testing.T) {
 				t.Errorf("direct route worked: %s: %q", direct, out.Stdout)
 			}
 		}
-		if log.count(egress.KindAllow) == 0 || log.count(egress.KindDeny) < 2 {
-			t.Fatalf("events: %d allow, %d deny", log.count(egress.KindAllow), log.count(egress.KindDeny))
+		if log.Count(egress.KindAllow) == 0 || log.Count(egress.KindDeny) < 2 {
+			t.Fatalf("events: %d allow, %d deny", log.Count(egress.KindAllow), log.Count(egress.KindDeny))
 		}
 	})
 }
 
 func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
-	_, port := upstream(t, "bound")
+	_, port := egresstest.Upstream(t, "bound")
 	secret := "ghp_realSecretValue0123456789abcdefABCD"
 	placeholder := egress.GeneratePlaceholder([]byte(secret))
 	bound, _ := egress.ParseRule("api.allowed.test:" + port)
@@ -134,8 +93,8 @@ func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
 		if len(lines) < 4 || lines[0] != "env holds: "+placeholder || !strings.Contains(lines[1], "only substituted in request headers over https") {
 			t.Fatalf("stdout %q", lines)
 		}
-		if strings.Contains(stdout, secret) || !strings.Contains(lines[3], "credential placeholder") || log.count(egress.KindLeak) == 0 {
-			t.Fatalf("placeholder to another host not blocked: %q (leak events %d)", lines, log.count(egress.KindLeak))
+		if strings.Contains(stdout, secret) || !strings.Contains(lines[3], "credential placeholder") || log.Count(egress.KindLeak) == 0 {
+			t.Fatalf("placeholder to another host not blocked: %q (leak events %d)", lines, log.Count(egress.KindLeak))
 		}
 		if !strings.HasSuffix(stdout, "\n/etc/ssl/certs/ca-certificates.crt\n") {
 			t.Errorf("SSL_CERT_FILE not set to the extended trust store: %q", stdout)
