@@ -31,15 +31,26 @@ var fuzzSeeds = []string{
 	`{"filesystem":{"mounts":[{"source":"/a","dest":"/a","mode":"ro"}]}}`,
 	`{"network":{"mode":"allowlist","allow":["a.com"]}}`, `{"seccomp_allow":["read"]}`,
 	"limits:\n  memory: 1G\n  timeout: 1m\n", "- 1\n", "a: &a [*a]\n", "{1: 2}", "seccomp: [",
+	// Nasty JSON: deep nesting, huge numbers, bad escapes, lone surrogates,
+	// duplicate and wrong-case keys, nulls, raw control bytes, invalid UTF-8.
+	`{"name":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`, `[[[[[[[[[[[[[[[[[[[[[[[[`,
+	`{"limits":{"pids":99999999999999999999999999999999}}`, `{"limits":{"cpus":1e999999999}}`,
+	`{"limits":{"cpus":-1e-999999999}}`, `{"limits":{"memory":-9223372036854775808}}`,
+	`{"name":"\q"}`, `{"name":"\u12"}`, `{"name":"\ud800"}`, `{"name":"\udc00\ud800"}`, `{"name":"\ud83d\ude00"}`,
+	`{"seccomp":"off","seccomp":"strict"}`, `{"Seccomp":"off"}`, `{"limits":null}`, `{"limits":{"memory":null}}`,
+	`{"env":{"A":null,"A":"1"}}`, "{\"name\":\"\x01\"}", "{\"name\":\"\xff\xfe\"}", "\xef\xbb\xbf{}",
+	`{"filesystem":{"mounts":[{"source":"/a","dest":"/a","mode":"ro"},{}]}}`, `{"limits":{"timeout":"9999999999h"}}`,
+	`{"limits":{"timeout":"1.5s","cpu_time":"250\u00b5s"}}`, `{"network":{"allow":["a.com","A.COM"]}}`,
 }
 
 func FuzzParseJSON(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range append(fuzzSeeds, validCorpus...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := policy.ParseJSON(data)
 		checkParsed(t, p, err)
+		checkAgainstReference(t, data)
 	})
 }
 

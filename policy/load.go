@@ -1,71 +1,14 @@
 package policy
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
-
-// file is the on-disk form of a policy. Pointers tell "absent" from "zero",
-// so that an explicit `"cpus": 0` is an error while a missing field keeps
-// the value of the preset named by Extends.
-type file struct {
-	Extends      string            `json:"extends"`
-	Name         *string           `json:"name"`
-	Seccomp      *string           `json:"seccomp"`
-	SeccompAllow []string          `json:"seccomp_allow"`
-	Filesystem   *fileFilesystem   `json:"filesystem"`
-	Network      *Network          `json:"network"`
-	Limits       *fileLimits       `json:"limits"`
-	Env          map[string]string `json:"env"`
-	InheritEnv   *bool             `json:"inherit_env"`
-	Workdir      *string           `json:"workdir"`
-	Hostname     *string           `json:"hostname"`
-	UserNS       *bool             `json:"user_namespace"`
-	BestEffort   *bool             `json:"best_effort"`
-}
-
-type fileFilesystem struct {
-	ReadOnlyRoot *bool           `json:"read_only_root"`
-	Mounts       []Mount         `json:"mounts"`
-	TmpSize      jsonValue[Size] `json:"tmp_size"`
-}
-
-type fileLimits struct {
-	Memory    jsonValue[Size]     `json:"memory"`
-	CPUs      *float64            `json:"cpus"`
-	Pids      *int64              `json:"pids"`
-	Timeout   jsonValue[Duration] `json:"timeout"`
-	CPUTime   jsonValue[Duration] `json:"cpu_time"`
-	MaxOutput jsonValue[Size]     `json:"max_output"`
-}
-
-// jsonValue keeps a field's raw JSON so that its parse error can name the
-// field (encoding/json does not add the field to errors from UnmarshalJSON).
-type jsonValue[T any] struct{ raw json.RawMessage }
-
-func (v *jsonValue[T]) UnmarshalJSON(b []byte) error {
-	v.raw = append(json.RawMessage(nil), b...)
-	return nil
-}
-
-// get decodes the field; ok is false when it was absent.
-func (v jsonValue[T]) get(field string) (val T, ok bool, err error) {
-	if v.raw == nil {
-		return val, false, nil
-	}
-	if err := json.Unmarshal(v.raw, &val); err != nil {
-		return val, false, invalid(field, "%v", err)
-	}
-	return val, true, nil
-}
 
 // Load reads a policy from a JSON or YAML file. YAML is chosen by the
 // extension .yaml or .yml, JSON otherwise.
@@ -103,17 +46,14 @@ func Resolve(nameOrPath string) (Policy, error) {
 	return Load(nameOrPath)
 }
 
-// ParseJSON decodes a policy strictly: unknown fields, trailing data and
-// impossible values are errors that name the field.
+// ParseJSON decodes a policy strictly (RFC 8259 JSON, exact-case keys):
+// unknown fields, duplicate keys, trailing data and impossible values are
+// errors that name the field. Every error wraps ErrInvalid.
 func ParseJSON(data []byte) (Policy, error) {
 	var f file
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return Policy{}, fmt.Errorf("%w: %w", ErrInvalid, describeJSONError(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Policy{}, fmt.Errorf("%w: trailing data after the policy object", ErrInvalid)
+	d := decoder{data: data}
+	if err := d.document(&f); err != nil {
+		return Policy{}, err.toError()
 	}
 	return f.toPolicy()
 }
@@ -137,66 +77,6 @@ func ParseYAML(data []byte) (Policy, error) {
 	return ParseJSON(js)
 }
 
-func describeJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return &FieldError{Field: te.Field, Msg: fmt.Sprintf("wrong type %s (want %s)", te.Value, te.Type)}
-	}
-	return err
-}
-
-func (f *file) toPolicy() (Policy, error) {
-	p, err := basePolicy(f.Extends)
-	if err != nil {
-		return Policy{}, err
-	}
-	set(&p.Name, f.Name)
-	if f.Seccomp != nil {
-		p.Seccomp = *f.Seccomp
-		p.SeccompAllow = nil
-	}
-	if f.SeccompAllow != nil {
-		p.SeccompAllow = f.SeccompAllow
-		if f.Seccomp == nil {
-			p.Seccomp = SeccompCustom
-		}
-	}
-	if f.Filesystem != nil {
-		set(&p.Filesystem.ReadOnlyRoot, f.Filesystem.ReadOnlyRoot)
-		ts, ok, err := f.Filesystem.TmpSize.get("filesystem.tmp_size")
-		if err != nil {
-			return Policy{}, err
-		}
-		if ok {
-			p.Filesystem.TmpSize = ts
-		}
-		if f.Filesystem.Mounts != nil {
-			p.Filesystem.Mounts = f.Filesystem.Mounts
-		}
-	}
-	if f.Network != nil {
-		p.Network = *f.Network
-		if p.Network.Mode == "" && len(p.Network.Allow) > 0 {
-			p.Network.Mode = NetworkAllowlist
-		}
-	}
-	if err := f.Limits.apply(&p.Limits); err != nil {
-		return Policy{}, err
-	}
-	if f.Env != nil {
-		p.Env = f.Env
-	}
-	set(&p.InheritEnv, f.InheritEnv)
-	set(&p.Workdir, f.Workdir)
-	set(&p.Hostname, f.Hostname)
-	set(&p.UserNamespace, f.UserNS)
-	set(&p.BestEffort, f.BestEffort)
-	if err := p.Validate(); err != nil {
-		return Policy{}, err
-	}
-	return p, nil
-}
-
 // ExtendsNone names the empty base: a file that extends "none" must spell
 // out everything, and what it omits is off or unlimited. `kavach policy
 // show` prints policies this way, so that its output loads back unchanged.
@@ -207,12 +87,16 @@ const ExtendsNone = "none"
 // default by accident), or nothing at all for "none".
 func basePolicy(extends string) (Policy, error) {
 	switch extends {
-	case "":
+	case "", "strict":
 		return Strict(), nil
+	case "basic":
+		return Basic(), nil
+	case "minimal":
+		return Minimal(), nil
 	case ExtendsNone:
 		return Policy{}, nil
 	}
-	p, err := Preset(extends)
+	p, err := Preset(extends) // any case, surrounding space
 	if err != nil {
 		return Policy{}, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: "extends", Msg: err.Error()})
 	}
@@ -228,54 +112,355 @@ type File struct {
 // ToFile returns p in the form that loads back to exactly p.
 func ToFile(p Policy) File { return File{Extends: ExtendsNone, Policy: p} }
 
-func (l *fileLimits) apply(dst *Limits) error {
-	if l == nil {
-		return nil
-	}
-	if l.CPUs != nil && *l.CPUs <= 0 {
-		return invalid("limits.cpus", "must be positive (omit the field for no limit)")
-	}
-	if l.Pids != nil && *l.Pids <= 0 {
-		return invalid("limits.pids", "must be positive (omit the field for no limit)")
-	}
-	set(&dst.CPUs, l.CPUs)
-	set(&dst.Pids, l.Pids)
-	for _, s := range []struct {
-		field string
-		v     jsonValue[Size]
-		dst   *Size
-	}{{"limits.memory", l.Memory, &dst.Memory}, {"limits.max_output", l.MaxOutput, &dst.MaxOutput}} {
-		if err := positive(s.field, s.v, s.dst); err != nil {
-			return err
-		}
-	}
-	for _, d := range []struct {
-		field string
-		v     jsonValue[Duration]
-		dst   *Duration
-	}{{"limits.timeout", l.Timeout, &dst.Timeout}, {"limits.cpu_time", l.CPUTime, &dst.CPUTime}} {
-		if err := positive(d.field, d.v, d.dst); err != nil {
-			return err
-		}
-	}
-	return nil
+// file is a decoded policy file before it is applied over its base. Each
+// object keeps a bit set of the keys it was given with a non-null value,
+// so that "absent" differs from zero: an explicit `"cpus": 0` is an error,
+// while a missing field keeps the value of the preset named by extends.
+type file struct {
+	present      uint32 // bit k: topKeys[k] was given
+	extends      string
+	name         string
+	seccomp      string
+	seccompAllow []string
+	fs           fileFilesystem
+	network      Network
+	limits       fileLimits
+	env          map[string]string
+	inheritEnv   bool
+	workdir      string
+	hostname     string
+	userNS       bool
+	bestEffort   bool
 }
 
-// positive decodes a present field into dst, requiring a value above zero.
-func positive[T Size | Duration](field string, v jsonValue[T], dst *T) error {
-	val, ok, err := v.get(field)
-	if err != nil || !ok {
+type fileFilesystem struct {
+	present      uint32 // bit k: fsKeys[k] was given
+	readOnlyRoot bool
+	mounts       []Mount
+	tmpSize      Size
+}
+
+type fileLimits struct {
+	present   uint32 // bit k: limitsKeys[k] was given
+	memory    Size
+	cpus      float64
+	pids      int64
+	timeout   Duration
+	cpuTime   Duration
+	maxOutput Size
+}
+
+// Keys of the top-level object, most common first (lookup is linear).
+const (
+	topExtends = iota
+	topSeccomp
+	topFilesystem
+	topNetwork
+	topLimits
+	topName
+	topSeccompAllow
+	topEnv
+	topInheritEnv
+	topWorkdir
+	topHostname
+	topUserNS
+	topBestEffort
+)
+
+var topKeys = []string{
+	topExtends: "extends", topSeccomp: "seccomp", topFilesystem: "filesystem", topNetwork: "network",
+	topLimits: "limits", topName: "name", topSeccompAllow: "seccomp_allow", topEnv: "env",
+	topInheritEnv: "inherit_env", topWorkdir: "workdir", topHostname: "hostname",
+	topUserNS: "user_namespace", topBestEffort: "best_effort",
+}
+
+// Keys of the filesystem object.
+const (
+	fsReadOnlyRoot = iota
+	fsMounts
+	fsTmpSize
+)
+
+var fsKeys = []string{fsReadOnlyRoot: "read_only_root", fsMounts: "mounts", fsTmpSize: "tmp_size"}
+
+// Keys of the limits object.
+const (
+	limMemory = iota
+	limCPUs
+	limPids
+	limTimeout
+	limCPUTime
+	limMaxOutput
+)
+
+var limitsKeys = []string{
+	limMemory: "memory", limCPUs: "cpus", limPids: "pids",
+	limTimeout: "timeout", limCPUTime: "cpu_time", limMaxOutput: "max_output",
+}
+
+// Sizes and durations reject null, as they did when encoding/json handed
+// null to their UnmarshalJSON: `memory:` left empty in YAML is a mistake,
+// not a request for the preset's value.
+const (
+	fsNotNull     = 1 << fsTmpSize
+	limitsNotNull = 1<<limMemory | 1<<limTimeout | 1<<limCPUTime | 1<<limMaxOutput
+)
+
+// Keys of a network object and of a mount entry.
+const (
+	netMode = iota
+	netAllow
+)
+
+var networkKeys = []string{netMode: "mode", netAllow: "allow"}
+
+const (
+	mountSource = iota
+	mountDest
+	mountMode
+)
+
+var mountKeys = []string{mountSource: "source", mountDest: "dest", mountMode: "mode"}
+
+// Well-known values that decoded strings share instead of allocating.
+var (
+	extendsNames = []string{"strict", "basic", "minimal", ExtendsNone}
+	seccompNames = []string{SeccompStrict, SeccompBasic, SeccompOff, SeccompCustom}
+	networkModes = []string{string(NetworkOff), string(NetworkOn), string(NetworkAllowlist)}
+	accessNames  = []string{string(ReadOnly), string(ReadWrite)}
+)
+
+// document decodes a whole policy file: one object and nothing after it.
+func (d *decoder) document(f *file) *fileError {
+	if err := d.file(f); err != nil {
 		return err
 	}
-	if val <= 0 {
-		return invalid(field, "must be positive (omit the field for no limit)")
+	if d.skipSpace(); d.pos < len(d.data) {
+		return d.syntax(d.pos, "trailing data after the policy object")
 	}
-	*dst = val
 	return nil
 }
 
-func set[T any](dst *T, src *T) {
-	if src != nil {
-		*dst = *src
+func (d *decoder) file(f *file) *fileError {
+	return d.object(topKeys, 0, &f.present, func(k int) *fileError {
+		var err *fileError
+		switch k {
+		case topExtends:
+			f.extends, err = d.stringValue(extendsNames)
+		case topSeccomp:
+			f.seccomp, err = d.stringValue(seccompNames)
+		case topFilesystem:
+			err = d.filesystem(&f.fs)
+		case topNetwork:
+			err = d.network(&f.network)
+		case topLimits:
+			err = d.limits(&f.limits)
+		case topName:
+			f.name, err = d.stringValue(extendsNames)
+		case topSeccompAllow:
+			f.seccompAllow, err = d.stringList()
+		case topEnv:
+			f.env, err = d.env()
+		case topInheritEnv:
+			f.inheritEnv, err = d.boolean()
+		case topWorkdir:
+			f.workdir, err = d.stringValue(nil)
+		case topHostname:
+			f.hostname, err = d.stringValue(nil)
+		case topUserNS:
+			f.userNS, err = d.boolean()
+		case topBestEffort:
+			f.bestEffort, err = d.boolean()
+		}
+		return err
+	})
+}
+
+func (d *decoder) filesystem(fs *fileFilesystem) *fileError {
+	return d.object(fsKeys, fsNotNull, &fs.present, func(k int) *fileError {
+		var err *fileError
+		switch k {
+		case fsReadOnlyRoot:
+			fs.readOnlyRoot, err = d.boolean()
+		case fsMounts:
+			fs.mounts, err = d.mounts()
+		case fsTmpSize:
+			fs.tmpSize, err = d.size()
+		}
+		return err
+	})
+}
+
+// mounts decodes the mount list; an empty array gives an empty, non-nil
+// slice, as encoding/json did.
+func (d *decoder) mounts() ([]Mount, *fileError) {
+	list := []Mount{}
+	err := d.array(func(int) *fileError {
+		var m Mount
+		var present uint32
+		err := d.object(mountKeys, 0, &present, func(k int) *fileError {
+			var s string
+			var err *fileError
+			switch k {
+			case mountSource:
+				m.Source, err = d.stringValue(nil)
+			case mountDest:
+				m.Dest, err = d.stringValue(nil)
+			case mountMode:
+				s, err = d.stringValue(accessNames)
+				m.Mode = Access(s)
+			}
+			return err
+		})
+		list = append(list, m)
+		return err
+	})
+	return list, err
+}
+
+func (d *decoder) network(n *Network) *fileError {
+	var present uint32
+	return d.object(networkKeys, 0, &present, func(k int) *fileError {
+		var s string
+		var err *fileError
+		switch k {
+		case netMode:
+			s, err = d.stringValue(networkModes)
+			n.Mode = NetworkMode(s)
+		case netAllow:
+			n.Allow, err = d.stringList()
+		}
+		return err
+	})
+}
+
+func (d *decoder) limits(l *fileLimits) *fileError {
+	return d.object(limitsKeys, limitsNotNull, &l.present, func(k int) *fileError {
+		var err *fileError
+		switch k {
+		case limMemory:
+			l.memory, err = d.size()
+			err = positive(l.memory, err)
+		case limCPUs:
+			l.cpus, err = d.float()
+			err = positive(l.cpus, err)
+		case limPids:
+			l.pids, err = d.integer("an integer")
+			err = positive(l.pids, err)
+		case limTimeout:
+			l.timeout, err = d.duration()
+			err = positive(l.timeout, err)
+		case limCPUTime:
+			l.cpuTime, err = d.duration()
+			err = positive(l.cpuTime, err)
+		case limMaxOutput:
+			l.maxOutput, err = d.size()
+			err = positive(l.maxOutput, err)
+		}
+		return err
+	})
+}
+
+// positive passes err on, or reports a limit that is zero or negative.
+func positive[T Size | Duration | int64 | float64](v T, err *fileError) *fileError {
+	if err == nil && v <= 0 {
+		return wrongValue("must be positive (omit the field for no limit)")
+	}
+	return err
+}
+
+// env decodes the environment: an object of strings with free-form keys.
+func (d *decoder) env() (map[string]string, *fileError) {
+	if err := d.want('{', "an object of strings"); err != nil {
+		return nil, err
+	}
+	d.pos++
+	env := map[string]string{}
+	for first := true; ; first = false {
+		key, more, err := d.nextKey(first)
+		if err != nil || !more {
+			return env, err
+		}
+		name := string(key)
+		if _, dup := env[name]; dup {
+			return nil, &fileError{class: ErrDuplicateField, msg: fmt.Sprintf("variable %q given more than once", name)}
+		}
+		v, err := d.stringValue(nil)
+		if err != nil {
+			err.msg = fmt.Sprintf("variable %q: %s", name, err.msg)
+			return nil, err
+		}
+		env[name] = v
+	}
+}
+
+// toPolicy applies f over the preset named by extends and validates the
+// result.
+func (f *file) toPolicy() (Policy, error) {
+	p, err := basePolicy(f.extends)
+	if err != nil {
+		return Policy{}, err
+	}
+	if has(f.present, topName) {
+		p.Name = f.name
+	}
+	if has(f.present, topSeccomp) {
+		p.Seccomp = f.seccomp
+		p.SeccompAllow = nil
+	}
+	if has(f.present, topSeccompAllow) {
+		p.SeccompAllow = f.seccompAllow
+		if !has(f.present, topSeccomp) {
+			p.Seccomp = SeccompCustom
+		}
+	}
+	if has(f.present, topFilesystem) {
+		f.fs.apply(&p.Filesystem)
+	}
+	if has(f.present, topNetwork) {
+		p.Network = f.network
+		if p.Network.Mode == "" && len(p.Network.Allow) > 0 {
+			p.Network.Mode = NetworkAllowlist
+		}
+	}
+	if has(f.present, topLimits) {
+		f.limits.apply(&p.Limits)
+	}
+	if has(f.present, topEnv) {
+		p.Env = f.env
+	}
+	setIf(&p.InheritEnv, f.inheritEnv, f.present, topInheritEnv)
+	setIf(&p.Workdir, f.workdir, f.present, topWorkdir)
+	setIf(&p.Hostname, f.hostname, f.present, topHostname)
+	setIf(&p.UserNamespace, f.userNS, f.present, topUserNS)
+	setIf(&p.BestEffort, f.bestEffort, f.present, topBestEffort)
+	if err := p.Validate(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+func (fs *fileFilesystem) apply(dst *Filesystem) {
+	setIf(&dst.ReadOnlyRoot, fs.readOnlyRoot, fs.present, fsReadOnlyRoot)
+	setIf(&dst.Mounts, fs.mounts, fs.present, fsMounts)
+	setIf(&dst.TmpSize, fs.tmpSize, fs.present, fsTmpSize)
+}
+
+func (l *fileLimits) apply(dst *Limits) {
+	setIf(&dst.Memory, l.memory, l.present, limMemory)
+	setIf(&dst.CPUs, l.cpus, l.present, limCPUs)
+	setIf(&dst.Pids, l.pids, l.present, limPids)
+	setIf(&dst.Timeout, l.timeout, l.present, limTimeout)
+	setIf(&dst.CPUTime, l.cpuTime, l.present, limCPUTime)
+	setIf(&dst.MaxOutput, l.maxOutput, l.present, limMaxOutput)
+}
+
+// has reports whether bit k is set in present.
+func has(present uint32, k int) bool { return present&(1<<k) != 0 }
+
+// setIf stores v in dst when key k is in present.
+func setIf[T any](dst *T, v T, present uint32, k int) {
+	if has(present, k) {
+		*dst = v
 	}
 }

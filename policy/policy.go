@@ -10,6 +10,7 @@ import (
 	"math"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -238,37 +239,39 @@ func (p *Policy) validateFilesystem() error {
 	}
 	seen := make(map[string]int, len(p.Filesystem.Mounts))
 	for i, m := range p.Filesystem.Mounts {
-		f := fmt.Sprintf("filesystem.mounts[%d]", i)
-		if err := checkAbs(f+".source", m.Source); err != nil {
-			return err
+		// Field names are built only for an error: a valid policy
+		// validates without formatting.
+		field := func(sub string) string { return "filesystem.mounts[" + strconv.Itoa(i) + "]." + sub }
+		if err := checkAbs(m.Source); err != nil {
+			return invalid(field("source"), "%s", err)
 		}
-		if err := checkAbs(f+".dest", m.Dest); err != nil {
-			return err
+		if err := checkAbs(m.Dest); err != nil {
+			return invalid(field("dest"), "%s", err)
 		}
 		if m.Mode != ReadOnly && m.Mode != ReadWrite {
-			return invalid(f+".mode", "must be \"ro\" or \"rw\", not %q", m.Mode)
+			return invalid(field("mode"), "must be \"ro\" or \"rw\", not %q", m.Mode)
 		}
 		d := path.Clean(m.Dest)
 		if d == "/" || d == "/proc" || d == "/dev" {
-			return invalid(f+".dest", "cannot mount over %s", d)
+			return invalid(field("dest"), "cannot mount over %s", d)
 		}
 		if j, dup := seen[d]; dup {
-			return invalid(f+".dest", "duplicate path %s (also filesystem.mounts[%d])", d, j)
+			return invalid(field("dest"), "duplicate path %s (also filesystem.mounts[%d])", d, j)
 		}
 		seen[d] = i
 	}
 	return nil
 }
 
-func checkAbs(field, p string) error {
-	if p == "" {
-		return invalid(field, "must not be empty")
-	}
-	if !path.IsAbs(p) {
-		return invalid(field, "must be an absolute path, not %q", p)
-	}
-	if strings.ContainsRune(p, 0) {
-		return invalid(field, "contains a NUL byte")
+// checkAbs returns why p is not a usable absolute path, or nil.
+func checkAbs(p string) error {
+	switch {
+	case p == "":
+		return errors.New("must not be empty")
+	case !path.IsAbs(p):
+		return fmt.Errorf("must be an absolute path, not %q", p)
+	case strings.IndexByte(p, 0) >= 0:
+		return errors.New("contains a NUL byte")
 	}
 	return nil
 }
@@ -321,8 +324,8 @@ func (l *Limits) validate() error {
 
 func (p *Policy) validateProcess() error {
 	if p.Workdir != "" {
-		if err := checkAbs("workdir", p.Workdir); err != nil {
-			return err
+		if err := checkAbs(p.Workdir); err != nil {
+			return invalid("workdir", "%s", err)
 		}
 	}
 	if p.Hostname != "" && (len(p.Hostname) > 64 || strings.ContainsAny(p.Hostname, " /\x00")) {

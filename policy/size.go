@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,42 +16,70 @@ import (
 type Size int64
 
 // ParseSize parses a size such as "512M", "1G", "1048576" or "64KiB".
+// Unit suffixes are ASCII letters in either case.
 func ParseSize(s string) (Size, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
-		return 0, fmt.Errorf("empty size")
+		return 0, errors.New("empty size")
 	}
-	upper := strings.ToUpper(t)
-	mult := int64(1)
-	for _, suf := range []struct {
-		s string
-		m int64
-	}{
-		{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"TIB", 1 << 40},
-		{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"TB", 1 << 40},
-		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1},
-	} {
-		if strings.HasSuffix(upper, suf.s) {
-			upper = strings.TrimSpace(strings.TrimSuffix(upper, suf.s))
-			mult = suf.m
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(upper, 64)
+	num, mult := splitUnit(t)
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
 	if err != nil {
-		return 0, fmt.Errorf("invalid size %q (want bytes or a number with K, M, G or T)", s)
+		return 0, sizeError(s, " (want bytes or a number with K, M, G or T)")
 	}
 	v := n * float64(mult)
 	if math.IsNaN(v) {
-		return 0, fmt.Errorf("invalid size %q: not a number", s)
+		return 0, sizeError(s, ": not a number")
 	}
 	if v < 0 {
-		return 0, fmt.Errorf("invalid size %q: negative", s)
+		return 0, sizeError(s, ": negative")
 	}
 	if v > 1<<62 {
-		return 0, fmt.Errorf("invalid size %q: too large", s)
+		return 0, sizeError(s, ": too large")
 	}
 	return Size(v), nil
+}
+
+// sizeError builds its message without fmt so that ParseSize does not leak
+// s: a caller's string(bytes) conversion then need not allocate.
+func sizeError(s, why string) error { return errors.New("invalid size " + strconv.Quote(s) + why) }
+
+// splitUnit splits a non-empty size into its number and the multiplier of
+// its unit: K, M, G or T, each optionally followed by B or iB, or B alone.
+func splitUnit(t string) (string, int64) {
+	n := len(t)
+	if t[n-1]|0x20 != 'b' {
+		if m := unitPrefix(t[n-1]); m != 0 {
+			return t[:n-1], m
+		}
+		return t, 1
+	}
+	if n >= 3 && t[n-2]|0x20 == 'i' {
+		if m := unitPrefix(t[n-3]); m != 0 {
+			return t[:n-3], m
+		}
+	}
+	if n >= 2 {
+		if m := unitPrefix(t[n-2]); m != 0 {
+			return t[:n-2], m
+		}
+	}
+	return t[:n-1], 1
+}
+
+// unitPrefix returns the multiplier of the binary prefix letter c, or 0.
+func unitPrefix(c byte) int64 {
+	switch c | 0x20 {
+	case 'k':
+		return 1 << 10
+	case 'm':
+		return 1 << 20
+	case 'g':
+		return 1 << 30
+	case 't':
+		return 1 << 40
+	}
+	return 0
 }
 
 // String formats the size with the largest exact binary unit.
