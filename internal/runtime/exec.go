@@ -32,7 +32,7 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	if err := c.brokenErr(); err != nil {
 		return nil, err
 	}
-	in, err := c.execInput(req)
+	in, err := c.execInput(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ type execInput struct {
 	helperOpts []string     // runsc: installed by the exec helper
 }
 
-func (c *Container) execInput(req *backend.ExecRequest) (*execInput, error) {
+func (c *Container) execInput(ctx context.Context, req *backend.ExecRequest) (*execInput, error) {
 	fds, err := secretTargets(req.Files, c.helper)
 	if err != nil {
 		return nil, fmt.Errorf("exec: %w", err)
@@ -82,7 +82,7 @@ func (c *Container) execInput(req *backend.ExecRequest) (*execInput, error) {
 		in.helperOpts, in.stdin = opts, withHead(head, req.Stdin)
 		return in, nil
 	}
-	if in.pipes, err = newSecretPipes(req.Files, fds); err != nil {
+	if in.pipes, err = newSecretPipes(ctx, req.Files, fds); err != nil {
 		return nil, fmt.Errorf("exec: %w", err)
 	}
 	return in, nil

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kavach-sandbox/kavach/credential"
 )
 
 // Secret descriptors (ExecRequest.Files): each fd number of the payload is
@@ -55,35 +58,31 @@ func secretTargets(files map[int][]byte, viaHelper bool) ([]int, error) {
 type secretPipes struct {
 	// child are the files for exec.Cmd.ExtraFiles: index i is fd 3+i.
 	child []*os.File
-	// writers feed the pipes; closed when the exec ends.
-	writers []*os.File
+	// stop ends the writers (they wipe their copies) when the exec ends.
+	stop context.CancelFunc
 }
 
-// newSecretPipes makes one pipe per secret, fed by a goroutine, and
-// /dev/null for the numbers in between.
-func newSecretPipes(files map[int][]byte, fds []int) (*secretPipes, error) {
-	s := &secretPipes{}
+// newSecretPipes makes one pipe per secret, fed by credential.PipeFor from
+// a private copy, and /dev/null for the numbers in between.
+func newSecretPipes(ctx context.Context, files map[int][]byte, fds []int) (*secretPipes, error) {
 	if len(fds) == 0 {
-		return s, nil
+		return &secretPipes{}, nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &secretPipes{stop: cancel}
 	for fd := 3; fd <= fds[len(fds)-1]; fd++ {
-		data, ok := files[fd]
-		if !ok {
-			null, err := os.Open(os.DevNull)
-			if err != nil {
-				s.close()
-				return nil, fmt.Errorf("%w: %w", ErrSecretFD, err)
-			}
-			s.child = append(s.child, null)
-			continue
+		var f *os.File
+		var err error
+		if data, ok := files[fd]; ok {
+			f, err = credential.PipeFor(ctx, data)
+		} else {
+			f, err = os.Open(os.DevNull)
 		}
-		r, w, err := os.Pipe()
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("%w %d: %w", ErrSecretFD, fd, err)
 		}
-		s.child, s.writers = append(s.child, r), append(s.writers, w)
-		go func() { _, _ = w.Write(data); _ = w.Close() }()
+		s.child = append(s.child, f)
 	}
 	return s, nil
 }
@@ -100,8 +99,8 @@ func (s *secretPipes) started() {
 // on a payload that never read returns.
 func (s *secretPipes) close() {
 	s.started()
-	for _, w := range s.writers {
-		_ = w.Close()
+	if s.stop != nil {
+		s.stop()
 	}
 }
 
