@@ -18,17 +18,25 @@ func Load(path string) (Policy, error) {
 		return Policy{}, fmt.Errorf("read policy: %w", err)
 	}
 	ext := strings.ToLower(filepath.Ext(path))
-	var p Policy
 	if ext == ".yaml" || ext == ".yml" {
-		p, err = ParseYAML(data)
-	} else {
-		p, err = ParseJSON(data)
+		if data, err = yamlToJSON(data); err != nil {
+			return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
+		}
 	}
-	if err != nil {
+	var f file
+	if err := decodeFile(data, &f); err != nil {
 		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
 	}
-	if p.Name == "" {
-		p.Name = strings.TrimSuffix(filepath.Base(path), ext)
+	if !has(f.present, topName) {
+		// Named after the file, not after the preset it extends: a policy
+		// called "basic" that is not the basic preset would mislead events
+		// and audit entries.
+		f.name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		f.present |= 1 << topName
+	}
+	p, err := f.toPolicy()
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
 	}
 	return p, nil
 }
@@ -49,32 +57,50 @@ func Resolve(nameOrPath string) (Policy, error) {
 // ParseJSON decodes a policy strictly (RFC 8259 JSON, exact-case keys):
 // unknown fields, duplicate keys, trailing data and impossible values are
 // errors that name the field. Every error wraps ErrInvalid.
+// A policy without a name takes the name of the preset it extends.
 func ParseJSON(data []byte) (Policy, error) {
 	var f file
-	d := decoder{data: data}
-	if err := d.document(&f); err != nil {
-		return Policy{}, err.toError()
+	if err := decodeFile(data, &f); err != nil {
+		return Policy{}, err
 	}
 	return f.toPolicy()
 }
 
+// decodeFile decodes a policy file into f without applying it to its base.
+func decodeFile(data []byte, f *file) error {
+	d := decoder{data: data}
+	if err := d.document(f); err != nil {
+		return err.toError()
+	}
+	return nil
+}
+
 // ParseYAML decodes a YAML policy with the same rules as ParseJSON.
 func ParseYAML(data []byte) (Policy, error) {
+	js, err := yamlToJSON(data)
+	if err != nil {
+		return Policy{}, err
+	}
+	return ParseJSON(js)
+}
+
+// yamlToJSON converts a YAML policy document to JSON for the decoder.
+func yamlToJSON(data []byte) ([]byte, error) {
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return Policy{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if doc == nil {
 		doc = map[string]any{}
 	}
 	if _, ok := doc.(map[string]any); !ok {
-		return Policy{}, fmt.Errorf("%w: a policy must be a mapping", ErrInvalid)
+		return nil, fmt.Errorf("%w: a policy must be a mapping", ErrInvalid)
 	}
 	js, err := json.Marshal(doc)
 	if err != nil {
-		return Policy{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return ParseJSON(js)
+	return js, nil
 }
 
 // ExtendsNone names the empty base: a file that extends "none" must spell

@@ -413,14 +413,14 @@ func TestLoadAndResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "basic" || p.Limits.Memory != 1<<30 || p.Seccomp != "basic" {
+	if p.Name != "agent" || p.Limits.Memory != 1<<30 || p.Seccomp != "basic" {
 		t.Fatalf("json: %+v", p)
 	}
 	p, err = policy.Load(ym)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "strict" || p.Limits.Pids != 8 {
+	if p.Name != "tight" || p.Limits.Pids != 8 {
 		t.Fatalf("yaml: %+v", p)
 	}
 	p, err = policy.Load(yml)
