@@ -24,7 +24,8 @@ import (
 // on top of that base. So Policy never undoes an earlier Memory or Seccomp
 // call, and when a setter is called twice the last call wins (Env, Mount and
 // AllowHosts add to what is there). Invalid values are reported by Build,
-// naming the field.
+// naming the field; a later valid call does not cancel an earlier invalid
+// one.
 //
 // A Builder used in one expression, as above, lives on the caller's stack:
 // building a configuration does not allocate beyond what the policy holds.
@@ -239,7 +240,7 @@ func (b *Builder) Mount(source, dest string, mode policy.Access) *Builder {
 // Memory sets the memory limit in bytes.
 func (b *Builder) Memory(bytes int64) *Builder {
 	if bytes <= 0 {
-		return b.fail("memory", "must be positive, not %d", bytes)
+		return b.fail("limits.memory", "must be positive, not %d", bytes)
 	}
 	b.over.set |= fMemory
 	b.over.limits.Memory = policy.Size(bytes)
@@ -249,7 +250,7 @@ func (b *Builder) Memory(bytes int64) *Builder {
 // CPUs sets the CPU limit in fractional cores.
 func (b *Builder) CPUs(n float64) *Builder {
 	if !(n > 0) || n > 1<<16 {
-		return b.fail("cpus", "must be positive, not %v", n)
+		return b.fail("limits.cpus", "must be a number of cores in (0, 65536], not %v", n)
 	}
 	b.over.set |= fCPUs
 	b.over.limits.CPUs = n
@@ -259,7 +260,7 @@ func (b *Builder) CPUs(n float64) *Builder {
 // Pids sets the limit on processes and threads.
 func (b *Builder) Pids(n int64) *Builder {
 	if n <= 0 {
-		return b.fail("pids", "must be positive, not %d", n)
+		return b.fail("limits.pids", "must be positive, not %d", n)
 	}
 	b.over.set |= fPids
 	b.over.limits.Pids = n
@@ -269,7 +270,7 @@ func (b *Builder) Pids(n int64) *Builder {
 // Timeout sets the wall-clock limit of each exec.
 func (b *Builder) Timeout(d time.Duration) *Builder {
 	if d <= 0 {
-		return b.fail("timeout", "must be positive, not %v", d)
+		return b.fail("limits.timeout", "must be positive, not %v", d)
 	}
 	b.over.set |= fTimeout
 	b.over.limits.Timeout = policy.Duration(d)
@@ -279,7 +280,7 @@ func (b *Builder) Timeout(d time.Duration) *Builder {
 // CPUTime sets the CPU-time limit of each exec.
 func (b *Builder) CPUTime(d time.Duration) *Builder {
 	if d <= 0 {
-		return b.fail("cpu_time", "must be positive, not %v", d)
+		return b.fail("limits.cpu_time", "must be positive, not %v", d)
 	}
 	b.over.set |= fCPUTime
 	b.over.limits.CPUTime = policy.Duration(d)
@@ -289,7 +290,7 @@ func (b *Builder) CPUTime(d time.Duration) *Builder {
 // MaxOutput caps each of stdout and stderr.
 func (b *Builder) MaxOutput(bytes int64) *Builder {
 	if bytes <= 0 {
-		return b.fail("max_output", "must be positive, not %d", bytes)
+		return b.fail("limits.max_output", "must be positive, not %d", bytes)
 	}
 	b.over.set |= fMaxOutput
 	b.over.limits.MaxOutput = policy.Size(bytes)
@@ -334,18 +335,25 @@ func (b *Builder) MinScore(n int) *Builder {
 
 // Hook registers a hook for the sandbox's events.
 func (b *Builder) Hook(h lifecycle.Hook) *Builder {
+	if h == nil {
+		return b.fail("hooks", "nil hook")
+	}
 	b.hooks = append(b.hooks, h)
 	return b
 }
 
 // HookTimeout bounds each hook call.
 func (b *Builder) HookTimeout(d time.Duration) *Builder {
+	if d < 0 {
+		return b.fail("hook_timeout", "must not be negative, not %v", d)
+	}
 	b.hookWait = d
 	return b
 }
 
-// Gate sets the gate policy.
+// Gate sets the gate policy (a copy: later changes to p do not apply).
 func (b *Builder) Gate(p gate.Policy) *Builder {
+	p = p.Clone()
 	b.gatePolicy, b.gateOff = &p, false
 	return b
 }
@@ -364,6 +372,7 @@ func (b *Builder) Quarantine(q *quarantine.Store) *Builder {
 
 // Secret injects a secret from store into every exec, as the binding says.
 func (b *Builder) Secret(store *credential.Store, bind credential.Binding) *Builder {
+	bind.Hosts = slices.Clone(bind.Hosts)
 	b.creds = store
 	b.secrets = append(b.secrets, bind)
 	return b
@@ -392,8 +401,15 @@ func (b *Builder) Build() (Config, error) {
 	if len(b.hooks) > 0 {
 		cfg.Hooks = slices.Clone(b.hooks)
 	}
+	if b.gatePolicy != nil {
+		g := b.gatePolicy.Clone()
+		cfg.Gate = &g
+	}
 	if len(b.secrets) > 0 {
 		cfg.Secrets = slices.Clone(b.secrets)
+		for i := range cfg.Secrets {
+			cfg.Secrets[i].Hosts = slices.Clone(cfg.Secrets[i].Hosts)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

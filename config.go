@@ -84,11 +84,35 @@ func (c *Config) Validate() error {
 	if c.MinScore < 0 || c.MinScore > 100 {
 		return fmt.Errorf("%w: min_score: %d is outside 0..100", ErrConfig, c.MinScore)
 	}
+	if err := c.validateBoundary(); err != nil {
+		return err
+	}
 	if err := proxyHosts(&c.Policy, c.Secrets); err != nil {
 		return err
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// validateBoundary checks the hooks and the secret bindings.
+func (c *Config) validateBoundary() error {
+	if c.HookTimeout < 0 {
+		return fmt.Errorf("%w: hook_timeout: must not be negative", ErrConfig)
+	}
+	for i, h := range c.Hooks {
+		if h == nil {
+			return fmt.Errorf("%w: hooks[%d]: nil hook", ErrConfig, i)
+		}
+	}
+	if len(c.Secrets) > 0 && c.Credentials == nil {
+		return fmt.Errorf("%w: credentials: secrets are bound but no credential store is set", ErrConfig)
+	}
+	for i, b := range c.Secrets {
+		if err := b.Validate(); err != nil {
+			return fmt.Errorf("%w: secrets[%d]: %w", ErrConfig, i, err)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kavach-sandbox/kavach"
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/credential"
 	"github.com/kavach-sandbox/kavach/gate"
 	"github.com/kavach-sandbox/kavach/lifecycle"
 	"github.com/kavach-sandbox/kavach/policy"
@@ -132,6 +133,29 @@ func TestBuilderOverrides(t *testing.T) {
 	}
 }
 
+// TestBuildOwnsBoundary: the gate policy and the secret bindings of a
+// Config are its own, not the caller's or another Build's.
+func TestBuildOwnsBoundary(t *testing.T) {
+	g := gate.DefaultPolicy()
+	g.Allow = []string{"email"}
+	hosts := []string{"api.example.com"}
+	b := kavach.NewConfig().Gate(g).Secret(credential.NewStore(), credential.Binding{Name: "T", Method: credential.MethodProxy, Hosts: hosts})
+	c1 := mustBuild(t, b)
+	c2 := mustBuild(t, b)
+	c1.Gate.Actions[gate.SeverityCritical] = gate.ActionPass
+	c1.Gate.Allow[0] = "x"
+	g.Actions[gate.SeverityHigh] = gate.ActionPass
+	hosts[0] = "evil.example.com"
+	c1.Secrets[0].Hosts[0] = "x"
+	if c2.Gate.Actions[gate.SeverityCritical] != gate.ActionBlock || c2.Gate.Actions[gate.SeverityHigh] != gate.ActionQuarantine ||
+		c2.Gate.Allow[0] != "email" || c2.Secrets[0].Hosts[0] != "api.example.com" {
+		t.Fatalf("configs share the boundary: gate %+v, secrets %+v", c2.Gate, c2.Secrets)
+	}
+	if c3 := mustBuild(t, b); c3.Secrets[0].Hosts[0] != "api.example.com" || c3.Gate.Actions[gate.SeverityHigh] != gate.ActionQuarantine {
+		t.Fatalf("the caller's later edits reached the builder: %+v %+v", c3.Gate, c3.Secrets)
+	}
+}
+
 func TestBuilderInvalid(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -156,6 +180,10 @@ func TestBuilderInvalid(t *testing.T) {
 		{"relative mount", kavach.NewConfig().Mount("rel", "/x", policy.ReadOnly), "filesystem.mounts[0].source"},
 		{"bad hostname", kavach.NewConfig().Hostname("a/b"), "hostname"},
 		{"bad env", kavach.NewConfig().Env("A=B", "x"), "env"},
+		{"nil hook", kavach.NewConfig().Hook(nil), "hooks"},
+		{"negative hook timeout", kavach.NewConfig().HookTimeout(-time.Second), "hook_timeout"},
+		{"secret on fd 1", kavach.NewConfig().Secret(credential.NewStore(), credential.Binding{Name: "T", Method: credential.MethodFD, FD: 1}), "secrets[0]"},
+		{"secret without a store", kavach.NewConfig().Secret(nil, credential.Binding{Name: "T", Method: credential.MethodEnv, EnvVar: "T"}), "credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

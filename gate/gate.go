@@ -49,7 +49,7 @@ func New(p Policy) (*Gate, error) {
 }
 
 // Policy returns a copy of the gate's effective policy.
-func (g *Gate) Policy() Policy { return g.policy.clone() }
+func (g *Gate) Policy() Policy { return g.policy.Clone() }
 
 // AddSecret registers a secret value. Whenever it appears in scanned
 // output, raw, base64 or URL-encoded, it is redacted as

@@ -56,8 +56,8 @@ func (p Policy) normalize() (Policy, error) {
 	return out, nil
 }
 
-// clone returns a deep copy of p.
-func (p Policy) clone() Policy {
+// Clone returns a deep copy of p.
+func (p Policy) Clone() Policy {
 	p.Actions = maps.Clone(p.Actions)
 	p.Allow = append([]string(nil), p.Allow...)
 	return p
