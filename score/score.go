@@ -11,7 +11,11 @@ package score
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/kavach-sandbox/kavach/policy"
 )
@@ -214,7 +218,8 @@ const NumModifiers = 7
 // Score is a computed strength score. It is a small value (24 bytes, passed
 // in registers) computed without allocating; its label and breakdown are
 // derived from it on demand. It encodes to JSON as {"value", "label",
-// "modifiers"}.
+// "modifiers"} and decodes back (UnmarshalJSON). Compare scores by Value or
+// String: == also compares the identity of the reasons a backend gave.
 type Score struct {
 	// Value is the score, from 0 to 100.
 	Value int
@@ -311,7 +316,7 @@ func (s Score) Modifiers() [NumModifiers]Modifier {
 	if s.basis.noop {
 		for i := range mods {
 			mods[i].Applied = false
-			mods[i].Reason = "noop backend runs nothing: its score is always 0"
+			mods[i].Reason = reasonNoop
 		}
 	}
 	return mods
@@ -328,13 +333,93 @@ func (s Score) MarshalJSON() ([]byte, error) {
 	}{s.Value, s.Label(), s.Modifiers()})
 }
 
+// Reasons of the breakdown that UnmarshalJSON reads back.
+const (
+	reasonLost      = "requested but not enforced: "
+	reasonNoop      = "noop backend runs nothing: its score is always 0"
+	reasonOwnKernel = "backend does not share the host kernel"
+	reasonSecLost   = "seccomp requested but not enforced: "
+)
+
+// ErrInconsistent is returned by UnmarshalJSON for a score whose label or
+// breakdown cannot come from one computation.
+var ErrInconsistent = errors.New("inconsistent score")
+
+// UnmarshalJSON decodes what MarshalJSON encodes, rebuilding the layers
+// from the breakdown; a score whose label or lines do not derive from one
+// set of layers is rejected with ErrInconsistent.
+func (s *Score) UnmarshalJSON(data []byte) error {
+	var in struct {
+		Value     int        `json:"value"`
+		Label     string     `json:"label"`
+		Modifiers []Modifier `json:"modifiers"`
+	}
+	if err := json.Unmarshal(data, &in); err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+	if in.Value < 0 || in.Value > 100 || in.Label != Label(in.Value) || len(in.Modifiers) != NumModifiers {
+		return fmt.Errorf("%w: value %d, label %q, %d modifiers", ErrInconsistent, in.Value, in.Label, len(in.Modifiers))
+	}
+	out := Score{Value: in.Value, basis: basisOf(in.Modifiers)}
+	var why [NumModifiers]string
+	for i, m := range in.Modifiers {
+		why[i], _ = strings.CutPrefix(m.Reason, reasonLost)
+	}
+	why[0], _ = strings.CutPrefix(in.Modifiers[0].Reason, reasonSecLost)
+	if why != ([NumModifiers]string{}) && !out.basis.noop {
+		for i, m := range in.Modifiers {
+			if i > 0 && !strings.HasPrefix(m.Reason, reasonLost) {
+				why[i] = ""
+			}
+		}
+		if !strings.HasPrefix(in.Modifiers[0].Reason, reasonSecLost) {
+			why[0] = ""
+		}
+		out.why = &why
+	}
+	if mods := out.Modifiers(); !slices.Equal(mods[:], in.Modifiers) {
+		return fmt.Errorf("%w: the breakdown does not derive from one set of layers", ErrInconsistent)
+	}
+	*s = out
+	return nil
+}
+
+// basisOf reads the layers back from a breakdown.
+func basisOf(mods []Modifier) basis {
+	var b basis
+	if mods[0].Reason == reasonNoop {
+		b.noop = true
+		return b
+	}
+	b.shared = mods[0].Reason != reasonOwnKernel
+	levels := [3]set{0, levelBasic, levelAllowList}
+	bits := [NumModifiers]set{0, 0, 0, setFilesystem, setNetworkOff, setNetworkAllowlist, setLimits}
+	for i := 1; i < NumModifiers; i++ {
+		m := mods[i]
+		asked := m.Applied || strings.HasPrefix(m.Reason, "requested")
+		switch {
+		case i <= 2 && asked:
+			b.asked |= levels[i]
+		case asked:
+			b.asked |= bits[i]
+		}
+		switch {
+		case i <= 2 && m.Applied:
+			b.got |= levels[i]
+		case m.Applied:
+			b.got |= bits[i]
+		}
+	}
+	return b
+}
+
 func modifier(name string, points int, asked, got bool, why string) Modifier {
 	m := Modifier{Name: name, Points: points, Applied: got}
 	switch {
 	case got:
 		m.Reason = "enforced"
 	case asked && why != "":
-		m.Reason = "requested but not enforced: " + why
+		m.Reason = reasonLost + why
 	case asked:
 		m.Reason = "requested but not supported by this backend"
 	default:
@@ -348,12 +433,12 @@ func (s Score) seccompOff(why string) Modifier {
 	asked, got := s.basis.asked&setLevel, s.basis.got&setLevel
 	switch {
 	case !s.basis.shared:
-		m.Reason = "backend does not share the host kernel"
+		m.Reason = reasonOwnKernel
 	case got == levelOff && asked != levelOff:
 		m.Applied = true
 		m.Reason = "seccomp requested but not enforced"
 		if why != "" {
-			m.Reason += ": " + why
+			m.Reason = reasonSecLost + why
 		}
 	case got == levelOff:
 		m.Applied = true

@@ -2,6 +2,7 @@ package score_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -357,6 +358,48 @@ func TestDeclaredMatchesReference(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestJSONRoundTrip: a score decodes back to the same value, label and
+// breakdown, lost reasons included; a tampered score is rejected.
+func TestJSONRoundTrip(t *testing.T) {
+	var scores []score.Score
+	for _, n := range backend.Names() {
+		for _, name := range policy.Presets {
+			for _, caps := range []score.Layers{backend.FullCapabilities(), {Seccomp: "basic", Filesystem: true}, {}} {
+				scores = append(scores, score.Declared(sb(t, n), preset(t, name), caps))
+			}
+		}
+	}
+	asked := score.Asked(preset(t, "strict"))
+	scores = append(scores, score.Compute(sb(t, backend.Process), asked, score.Layers{Seccomp: "off", NetworkOff: true},
+		map[string]string{score.ModSeccompStrict: "kernel lacks seccomp", score.ModFilesystem: "landlock unavailable"}))
+	for _, s := range scores {
+		data, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back score.Score
+		if err := json.Unmarshal(data, &back); err != nil {
+			t.Fatalf("%s: %v\n%s", s, err, data)
+		}
+		if back.String() != s.String() || back.Modifiers() != s.Modifiers() {
+			t.Fatalf("round trip changed %s:\n got  %+v\n want %+v", s, back.Modifiers(), s.Modifiers())
+		}
+	}
+	good, _ := json.Marshal(score.Declared(sb(t, backend.Process), preset(t, "strict"), backend.FullCapabilities()))
+	for name, bad := range map[string]string{
+		"label":        strings.Replace(string(good), `"standard"`, `"fortress"`, 1),
+		"value":        strings.Replace(string(good), `"value":63`, `"value":101`, 1),
+		"applied flip": strings.Replace(string(good), `"applied":true,"reason":"enforced"`, `"applied":false,"reason":"enforced"`, 1),
+		"reason":       strings.Replace(string(good), `"not requested by the policy"`, `"enforced"`, 1),
+		"lines":        `{"value":63,"label":"standard","modifiers":[]}`,
+	} {
+		var s score.Score
+		if err := json.Unmarshal([]byte(bad), &s); !errors.Is(err, score.ErrInconsistent) {
+			t.Errorf("%s: tampered score decoded: %v %s", name, err, bad)
 		}
 	}
 }
