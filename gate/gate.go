@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sync"
 	"sync/atomic"
 )
@@ -31,6 +32,12 @@ type Gate struct {
 }
 
 // builtinEngine is shared by every gate without registered secrets.
+// lazyRegexp compiles expr on first use, not when a program that imports
+// the gate starts (every kavach process does, each sandbox's init included).
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
 var builtinEngine = sync.OnceValue(func() *engine { return newEngine(builtinScanners()) })
 
 // New returns a gate enforcing p. Severities missing from p.Actions take

@@ -163,8 +163,8 @@ func codeRules() []ruleDef {
 }
 
 var (
-	reSubstituted = regexp.MustCompile(`(?:\b(?:ba|z)?sh\s+(?:-c\s+)?["']?|\beval\s+["']?|\bsource\s+|\.\s+)(?:<\(|\$\()\s*$`)
-	reIEX         = regexp.MustCompile(`(?i)\biex\b[^\n]{0,40}$`)
+	reSubstituted = lazyRegexp(`(?:\b(?:ba|z)?sh\s+(?:-c\s+)?["']?|\beval\s+["']?|\bsource\s+|\.\s+)(?:<\(|\$\()\s*$`)
+	reIEX         = lazyRegexp(`(?i)\biex\b[^\n]{0,40}$`)
 )
 
 // matchSubstitutedDownload reports bash <(curl …), sh -c "$(curl …)",
@@ -178,7 +178,7 @@ func matchSubstitutedDownload(buf []byte, h Hit) (int, int) {
 		return 0, 0
 	}
 	lo, _ := lineBounds(buf, max(0, h.Start-32), h.Start, h.End, h.End)
-	if m := reSubstituted.FindIndex(buf[lo:h.Start]); m != nil {
+	if m := reSubstituted().FindIndex(buf[lo:h.Start]); m != nil {
 		return lo + m[0], h.End
 	}
 	return 0, 0
@@ -188,13 +188,13 @@ func matchSubstitutedDownload(buf []byte, h Hit) (int, int) {
 // run).
 func matchIEXDownload(buf []byte, h Hit) (int, int) {
 	lo, _ := lineBounds(buf, max(0, h.Start-44), h.Start, h.End, h.End)
-	if m := reIEX.FindIndex(buf[lo:h.Start]); m != nil {
+	if m := reIEX().FindIndex(buf[lo:h.Start]); m != nil {
 		return lo + m[0], h.End
 	}
 	return 0, 0
 }
 
-var reDup2Tail = regexp.MustCompile(`(?i)^dup2\b.*?(?:\bsubprocess\b|\bpty\.spawn\b|/bin/(?:ba)?sh|\bexec)`)
+var reDup2Tail = lazyRegexp(`(?i)^dup2\b.*?(?:\bsubprocess\b|\bpty\.spawn\b|/bin/(?:ba)?sh|\bexec)`)
 
 // matchSocketDup2 reports the python/perl reverse shell socket … dup2 …
 // subprocess|pty.spawn|/bin/sh|exec on one line. The tail is searched up
@@ -208,7 +208,7 @@ func matchSocketDup2(buf []byte, h Hit) (int, int) {
 	if next := bytes.Index(buf[h.End:hi], []byte("dup2")); next >= 0 {
 		hi = h.End + next + 4
 	}
-	if m := reDup2Tail.FindIndex(buf[h.Start:hi]); m != nil {
+	if m := reDup2Tail().FindIndex(buf[h.Start:hi]); m != nil {
 		return lo + s, h.Start + m[1]
 	}
 	return 0, 0

@@ -344,18 +344,18 @@ func isValueEnd(c byte) bool {
 }
 
 var (
-	reSAType = regexp.MustCompile(`"type"\s{0,8}:\s{0,8}"service_account"`)
-	reSAKey  = regexp.MustCompile(`"private_key"\s{0,8}:\s{0,8}"-----BEGIN`)
+	reSAType = lazyRegexp(`"type"\s{0,8}:\s{0,8}"service_account"`)
+	reSAKey  = lazyRegexp(`"private_key"\s{0,8}:\s{0,8}"-----BEGIN`)
 )
 
 // matchGCPServiceAccount reports the private_key value of a JSON document
 // whose "type" is "service_account".
 func matchGCPServiceAccount(buf []byte, h Hit) (int, int) {
-	if !reSAType.Match(buf[max(0, h.Start-32):min(len(buf), h.End+1)]) {
+	if !reSAType().Match(buf[max(0, h.Start-32):min(len(buf), h.End+1)]) {
 		return 0, 0
 	}
 	lo, hi := max(0, h.Start-gcpReach), min(len(buf), h.End+gcpReach)
-	m := reSAKey.FindIndex(buf[lo:hi])
+	m := reSAKey().FindIndex(buf[lo:hi])
 	if m == nil {
 		return 0, 0
 	}
