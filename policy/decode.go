@@ -195,7 +195,7 @@ func (d *decoder) object(keys []string, notNull uint32, present *uint32, field f
 		}
 		k := lookup(keys, key)
 		if k < 0 {
-			return &fileError{class: ErrUnknownField, path: string(key)}
+			return &fileError{class: ErrUnknownField, path: keySegment(string(key))}
 		}
 		if seen&(1<<k) != 0 {
 			return &fileError{class: ErrDuplicateField, path: keys[k], msg: "given more than once"}
@@ -392,10 +392,10 @@ func (d *decoder) integer(want string) (int64, *fileError) {
 	var n uint64
 	for _, c := range digits {
 		if c < '0' || c > '9' {
-			return 0, wrongValue("want %s, got %s", want, text)
+			return 0, wrongValue("want %s, got %s", want, clip(text))
 		}
 		if n > (math.MaxInt64+1)/10 {
-			return 0, wrongValue("%s is out of range", text)
+			return 0, wrongValue("%s is out of range", clip(text))
 		}
 		n = n*10 + uint64(c-'0')
 	}
@@ -405,7 +405,7 @@ func (d *decoder) integer(want string) (int64, *fileError) {
 	case !neg && n <= math.MaxInt64:
 		return int64(n), nil
 	}
-	return 0, wrongValue("%s is out of range", text)
+	return 0, wrongValue("%s is out of range", clip(text))
 }
 
 // float reads a number as a finite float64.
@@ -416,7 +416,7 @@ func (d *decoder) float() (float64, *fileError) {
 	}
 	v, perr := strconv.ParseFloat(string(text), 64)
 	if perr != nil {
-		return 0, wrongValue("%s is out of range", text)
+		return 0, wrongValue("%s is out of range", clip(text))
 	}
 	return v, nil
 }
@@ -453,7 +453,7 @@ func (d *decoder) duration() (Duration, *fileError) {
 	}
 	v, perr := time.ParseDuration(string(b))
 	if perr != nil {
-		return 0, wrongValue("invalid duration %q: %v", b, perr)
+		return 0, wrongValue("%v", durationError(b))
 	}
 	return Duration(v), nil
 }

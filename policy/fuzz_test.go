@@ -10,13 +10,21 @@ import (
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// checkParsed asserts the contract of a parse: an error wraps ErrInvalid,
-// and a success is a valid policy.
+// maxFuzzErrorLen bounds any error message: each echoed value is clipped to
+// 64 bytes before quoting (at most 4 bytes per byte), and a path has few
+// segments.
+const maxFuzzErrorLen = 2048
+
+// checkParsed asserts the contract of a parse: an error wraps ErrInvalid
+// and prints without control characters in bounded space, and a success is
+// a valid policy.
 func checkParsed(t *testing.T, p policy.Policy, err error) {
+	t.Helper()
 	if err != nil {
 		if !errors.Is(err, policy.ErrInvalid) {
 			t.Fatalf("error %q does not wrap ErrInvalid", err)
 		}
+		checkErrorText(t, err.Error(), maxFuzzErrorLen)
 		return
 	}
 	if verr := p.Validate(); verr != nil {
@@ -31,6 +39,8 @@ var fuzzSeeds = []string{
 	`{"filesystem":{"mounts":[{"source":"/a","dest":"/a","mode":"ro"}]}}`,
 	`{"network":{"mode":"allowlist","allow":["a.com"]}}`, `{"seccomp_allow":["read"]}`,
 	"limits:\n  memory: 1G\n  timeout: 1m\n", "- 1\n", "a: &a [*a]\n", "{1: 2}", "seccomp: [",
+	"seccomp: off\n---\nseccomp: strict\n", "env: {D: 2024-01-01, B: !!binary /w==}\n", "limits: {pids: 1e2, cpus: .inf}\n",
+	"limits:\n  <<: &l {pids: 8}\n  memory: *l\n", "name: !x y\n", "env: {? [a] : b, 1: c}\n",
 	// Nasty JSON: deep nesting, huge numbers, bad escapes, lone surrogates,
 	// duplicate and wrong-case keys, nulls, raw control bytes, invalid UTF-8.
 	`{"name":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`, `[[[[[[[[[[[[[[[[[[[[[[[[`,
@@ -68,10 +78,19 @@ func FuzzParseSize(f *testing.F) {
 	for _, s := range []string{"512M", "1G", "64KiB", "NaN", "-0", "1e30", "0x10", "Inf"} {
 		f.Add(s)
 	}
+	for _, s := range []string{"1.5G", "0.0009765625K", "9223372036854775807", "8388607T", "1 MiB", "0.3K"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		v, err := policy.ParseSize(s)
-		if err == nil && v < 0 {
+		if err != nil {
+			return
+		}
+		if v < 0 {
 			t.Fatalf("ParseSize(%q) = %d: negative size without an error", s, v)
+		}
+		if back, err := policy.ParseSize(v.String()); err != nil || back != v {
+			t.Fatalf("ParseSize(%q) = %d, but its String %q parses to %d, %v", s, v, v.String(), back, err)
 		}
 	})
 }

@@ -1,13 +1,10 @@
 package policy
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Load reads a policy from a JSON or YAML file. YAML is chosen by the
@@ -75,32 +72,15 @@ func decodeFile(data []byte, f *file) error {
 	return nil
 }
 
-// ParseYAML decodes a YAML policy with the same rules as ParseJSON.
+// ParseYAML decodes a YAML policy with the same rules as ParseJSON. The
+// file must hold one YAML document, a mapping; its nodes are converted to
+// JSON one by one (see yamlToJSON) and decoded by the JSON decoder.
 func ParseYAML(data []byte) (Policy, error) {
 	js, err := yamlToJSON(data)
 	if err != nil {
 		return Policy{}, err
 	}
 	return ParseJSON(js)
-}
-
-// yamlToJSON converts a YAML policy document to JSON for the decoder.
-func yamlToJSON(data []byte) ([]byte, error) {
-	var doc any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if doc == nil {
-		doc = map[string]any{}
-	}
-	if _, ok := doc.(map[string]any); !ok {
-		return nil, fmt.Errorf("%w: a policy must be a mapping", ErrInvalid)
-	}
-	js, err := json.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	return js, nil
 }
 
 // ExtendsNone names the empty base: a file that extends "none" must spell
@@ -409,11 +389,11 @@ func (d *decoder) env() (map[string]string, *fileError) {
 		}
 		name := string(key)
 		if _, dup := env[name]; dup {
-			return nil, &fileError{class: ErrDuplicateField, msg: fmt.Sprintf("variable %q given more than once", name)}
+			return nil, &fileError{class: ErrDuplicateField, msg: "variable " + quote(name) + " given more than once"}
 		}
 		v, err := d.stringValue(nil)
 		if err != nil {
-			err.msg = fmt.Sprintf("variable %q: %s", name, err.msg)
+			err.msg = "variable " + quote(name) + ": " + err.msg
 			return nil, err
 		}
 		env[name] = v

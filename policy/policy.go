@@ -7,7 +7,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -159,7 +158,7 @@ func Preset(name string) (Policy, error) {
 	case "strict":
 		return Strict(), nil
 	}
-	return Policy{}, fmt.Errorf("%w %q (want one of %s)", ErrUnknownPreset, name, strings.Join(Presets, ", "))
+	return Policy{}, fmt.Errorf("%w %s (want one of %s)", ErrUnknownPreset, quote(name), strings.Join(Presets, ", "))
 }
 
 // Clone returns a deep copy of p.
@@ -220,12 +219,12 @@ func (p *Policy) validateSeccomp() error {
 			return invalid("seccomp_allow", "custom seccomp profile needs at least one system call")
 		}
 		for i, s := range p.SeccompAllow {
-			if s == "" || strings.ContainsAny(s, " \t/") {
-				return invalid(fmt.Sprintf("seccomp_allow[%d]", i), "invalid system call name %q", s)
+			if s == "" || strings.ContainsAny(s, " /") || hasControl(s) {
+				return invalid(fmt.Sprintf("seccomp_allow[%d]", i), "invalid system call name %s", quote(s))
 			}
 		}
 	default:
-		return invalid("seccomp", "unknown profile %q (want off, basic, strict or custom)", p.Seccomp)
+		return invalid("seccomp", "unknown profile %s (want off, basic, strict or custom)", quote(p.Seccomp))
 	}
 	return nil
 }
@@ -249,14 +248,14 @@ func (p *Policy) validateFilesystem() error {
 			return invalid(field("dest"), "%s", err)
 		}
 		if m.Mode != ReadOnly && m.Mode != ReadWrite {
-			return invalid(field("mode"), "must be \"ro\" or \"rw\", not %q", m.Mode)
+			return invalid(field("mode"), "must be \"ro\" or \"rw\", not %s", quote(m.Mode))
 		}
 		d := path.Clean(m.Dest)
 		if d == "/" || d == "/proc" || d == "/dev" {
-			return invalid(field("dest"), "cannot mount over %s", d)
+			return invalid(field("dest"), "cannot mount over %s", quote(d))
 		}
 		if j, dup := seen[d]; dup {
-			return invalid(field("dest"), "duplicate path %s (also filesystem.mounts[%d])", d, j)
+			return invalid(field("dest"), "duplicate path %s (also filesystem.mounts[%d])", quote(d), j)
 		}
 		seen[d] = i
 	}
@@ -269,7 +268,7 @@ func checkAbs(p string) error {
 	case p == "":
 		return errors.New("must not be empty")
 	case !path.IsAbs(p):
-		return fmt.Errorf("must be an absolute path, not %q", p)
+		return fmt.Errorf("must be an absolute path, not %s", quote(p))
 	case strings.IndexByte(p, 0) >= 0:
 		return errors.New("contains a NUL byte")
 	}
@@ -288,19 +287,30 @@ func (p *Policy) validateNetwork() error {
 		}
 		seen := make(map[string]bool, len(p.Network.Allow))
 		for i, h := range p.Network.Allow {
-			if h == "" || strings.ContainsAny(h, " /@") {
-				return invalid(fmt.Sprintf("network.allow[%d]", i), "invalid host %q", h)
+			if h == "" || strings.ContainsAny(h, " /@") || hasControl(h) {
+				return invalid(fmt.Sprintf("network.allow[%d]", i), "invalid host %s", quote(h))
 			}
 			if seen[strings.ToLower(h)] {
-				return invalid(fmt.Sprintf("network.allow[%d]", i), "duplicate host %q", h)
+				return invalid(fmt.Sprintf("network.allow[%d]", i), "duplicate host %s", quote(h))
 			}
 			seen[strings.ToLower(h)] = true
 		}
 	default:
-		return invalid("network.mode", "unknown mode %q (want off, on or allowlist)", p.Network.Mode)
+		return invalid("network.mode", "unknown mode %s (want off, on or allowlist)", quote(p.Network.Mode))
 	}
 	return nil
 }
+
+// Bounds of Limits.CPUs (when it is not 0, "no limit"). The kernel's CFS
+// bandwidth control grants at least 1 ms of CPU per period, so 1% of a core
+// is the least that its default 100 ms period can express; anything smaller
+// would only throttle in long bursts, and a value such as 5e-324 must not
+// earn the resource-limit score modifier. The upper bound is beyond any
+// machine and keeps quota arithmetic far inside int64.
+const (
+	MinCPUs = 0.01  // least CPU limit, in cores
+	MaxCPUs = 65536 // greatest CPU limit, in cores
+)
 
 func (l *Limits) validate() error {
 	switch {
@@ -308,8 +318,8 @@ func (l *Limits) validate() error {
 		return invalid("limits.memory", "must not be negative")
 	case l.Memory != 0 && l.Memory < 1<<20:
 		return invalid("limits.memory", "%d bytes is too small (at least 1M)", l.Memory)
-	case l.CPUs < 0 || math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0):
-		return invalid("limits.cpus", "must be a positive number of cores, not %v", l.CPUs)
+	case l.CPUs != 0 && !(l.CPUs >= MinCPUs && l.CPUs <= MaxCPUs): // NaN fails both comparisons
+		return invalid("limits.cpus", "must be between %v and %v cores, not %v", MinCPUs, MaxCPUs, l.CPUs)
 	case l.Pids < 0:
 		return invalid("limits.pids", "must be positive")
 	case l.Timeout < 0:
@@ -328,15 +338,18 @@ func (p *Policy) validateProcess() error {
 			return invalid("workdir", "%s", err)
 		}
 	}
-	if p.Hostname != "" && (len(p.Hostname) > 64 || strings.ContainsAny(p.Hostname, " /\x00")) {
-		return invalid("hostname", "invalid hostname %q", p.Hostname)
+	if p.Hostname != "" && (len(p.Hostname) > 64 || strings.ContainsAny(p.Hostname, " /") || hasControl(p.Hostname)) {
+		return invalid("hostname", "invalid hostname %s", quote(p.Hostname))
 	}
 	if len(p.Env) == 0 {
 		return nil
 	}
-	for k := range p.Env {
+	for k, v := range p.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return invalid("env", "invalid variable name %q", k)
+			return invalid("env", "invalid variable name %s", quote(k))
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return invalid("env", "variable %s: value contains a NUL byte", quote(k))
 		}
 	}
 	return nil

@@ -161,7 +161,28 @@ func TestValidateStruct(t *testing.T) {
 		{"relative workdir", func(p *policy.Policy) { p.Workdir = "work" }, "workdir"},
 		{"bad hostname", func(p *policy.Policy) { p.Hostname = "a b" }, "hostname"},
 		{"long hostname", func(p *policy.Policy) { p.Hostname = strings.Repeat("h", 65) }, "hostname"},
+		{"NUL in hostname", func(p *policy.Policy) { p.Hostname = "box\x00" }, "hostname"},
+		{"newline in hostname", func(p *policy.Policy) { p.Hostname = "box\nevil" }, "hostname"},
 		{"bad env", func(p *policy.Policy) { p.Env = map[string]string{"A=B": "c"} }, "env"},
+		{"NUL in env value", func(p *policy.Policy) { p.Env = map[string]string{"A": "x\x00y"} }, "env"},
+		{"control character in env value", func(p *policy.Policy) { p.Env = map[string]string{"A": "x\ty\x1b"} }, ""},
+		{"NUL in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"read\x00write"} }, "seccomp_allow[0]"},
+		{"newline in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"read", "write\n"} }, "seccomp_allow[1]"},
+		{"DEL in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"re\x7fad"} }, "seccomp_allow[0]"},
+		{"NUL in host", func(p *policy.Policy) {
+			p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a.com\x00.evil.com"}}
+		}, "network.allow[0]"},
+		{"escape in host", func(p *policy.Policy) {
+			p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a.com", "b.com\x1b[2J"}}
+		}, "network.allow[1]"},
+		{"DEL in host", func(p *policy.Policy) { p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a\x7f.com"}} }, "network.allow[0]"},
+		{"cpus smallest float", func(p *policy.Policy) { p.Limits.CPUs = 5e-324 }, "limits.cpus"},
+		{"cpus below 1%", func(p *policy.Policy) { p.Limits.CPUs = 0.0099 }, "limits.cpus"},
+		{"cpus 1%", func(p *policy.Policy) { p.Limits.CPUs = 0.01 }, ""},
+		{"cpus max", func(p *policy.Policy) { p.Limits.CPUs = 65536 }, ""},
+		{"cpus above max", func(p *policy.Policy) { p.Limits.CPUs = 65536.5 }, "limits.cpus"},
+		{"cpus huge", func(p *policy.Policy) { p.Limits.CPUs = 1e300 }, "limits.cpus"},
+		{"cpus unset", func(p *policy.Policy) { p.Limits.CPUs = 0 }, ""},
 		{"empty env key", func(p *policy.Policy) { p.Env = map[string]string{"": "c"} }, "env"},
 	}
 	for _, tt := range tests {
@@ -476,6 +497,53 @@ func TestParseSize(t *testing.T) {
 		{"nanM", 0, false},
 		{"Inf", 0, false},
 		{"99999999T", 0, false},
+		// Decimal digits only, parsed exactly.
+		{"9007199254740993", 9007199254740993, true},
+		{"9223372036854775807", 1<<63 - 1, true},
+		{"9223372036854775808", 0, false},
+		{"99999999999999999999999", 0, false},
+		{"8388607T", 8388607 << 40, true},
+		{"8388608T", 0, false},
+		{"8796093022207M", 8796093022207 << 20, true},
+		{"8796093022208M", 0, false},
+		{"010M", 10 << 20, true},
+		{"0x1p20", 0, false},
+		{"0x10", 0, false},
+		{"1e3K", 0, false},
+		{"1e3", 0, false},
+		{"+1M", 0, false},
+		{"-0", 0, false},
+		{"1_000", 0, false},
+		{"1,000", 0, false},
+		{"Infinity", 0, false},
+		// A fraction needs a unit and must come to whole bytes.
+		{"0.5K", 512, true},
+		{"1.5M", 3 << 19, true},
+		{"1.0009765625K", 1025, true},
+		{"0.0009765625K", 1, true},
+		{"0.00000095367431640625T", 1 << 20, true},
+		{"1.50000000000000000000000000000000000000000000000000G", 3 << 29, true},
+		{"1.0B", 1, true},
+		{"1.5", 0, false},
+		{"1.0", 0, false},
+		{"0.3K", 0, false},
+		{"1.1G", 0, false},
+		{"1.5B", 0, false},
+		{"0.00000000000000000000000000000000000000001T", 0, false},
+		{"1.", 0, false},
+		{"1.K", 0, false},
+		{".5M", 0, false},
+		{"1..5M", 0, false},
+		{"7.9999999999999999999T", 0, false},
+		{"8388607.9999999999T", 0, false},
+		// Units and spaces.
+		{"1 MiB", 1 << 20, true},
+		{"1\tK", 1 << 10, true},
+		{"1KK", 0, false},
+		{"1 M i B", 0, false},
+		{"1Mi", 0, false},
+		{"1\u00a0M", 0, false},
+		{"\u00a01M", 0, false},
 	}
 	for _, tt := range tests {
 		got, err := policy.ParseSize(tt.in)
@@ -552,5 +620,18 @@ func TestShownPolicyLoadsBackUnchanged(t *testing.T) {
 	}
 	if _, err := policy.ParseJSON([]byte(`{"extends":"none","network":{"mode":"off"}}`)); err == nil || !strings.Contains(err.Error(), "seccomp") {
 		t.Fatalf("extends none without seccomp: %v", err)
+	}
+}
+
+func BenchmarkParseSize(b *testing.B) {
+	for _, s := range []string{"512M", "1.5G", "9007199254740993", "0.00000095367431640625T"} {
+		b.Run(s, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := policy.ParseSize(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
