@@ -37,6 +37,8 @@ type Container struct {
 	bundle *ocibundle.Bundle
 	spec   *backend.Spec
 	init   int // host pid of the init (crun, runc) or of the gVisor sandbox
+	// reaper adopts the gVisor sandbox's processes (nil for crun, runc).
+	reaper *reaper
 	cg     *Cgroups
 	enf    backend.Enforcement
 	// helper: the exec helper is mounted (runsc); filtered: a seccomp
@@ -86,7 +88,9 @@ func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
 			return err
 		}
 	}
-	if err := c.rt.Run(ctx, c.id, b.Dir, c.hostStack()); err != nil {
+	rp, err := c.rt.Run(ctx, c.id, b.Dir, c.hostStack())
+	c.reaper = rp
+	if err != nil {
 		return err
 	}
 	st, err := c.rt.State(ctx, c.id)
@@ -159,6 +163,7 @@ func (c *Container) Destroy(ctx context.Context) error {
 		return fmt.Errorf("destroy %s: %w", c.id, err)
 	}
 	c.destroyed = true
+	c.reaper.wait(reaperWait)
 	if c.bundle != nil {
 		return c.bundle.Remove()
 	}

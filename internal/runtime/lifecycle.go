@@ -26,7 +26,10 @@ type State struct {
 // sandbox then uses the bundle's network namespace, a new empty one when
 // the bundle asks for one, or the host's when it has none. crun and runc
 // take the network from the bundle alone.
-func (r *Runtime) Run(ctx context.Context, id, bundle string, hostStack bool) error {
+//
+// A runsc sandbox runs under a reaper (see reaper.go), returned for the
+// container to wait for after deleting it; crun and runc return nil.
+func (r *Runtime) Run(ctx context.Context, id, bundle string, hostStack bool) (*reaper, error) {
 	var global []string
 	if r.kind == Runsc {
 		global = []string{"--network=none"}
@@ -38,19 +41,22 @@ func (r *Runtime) Run(ctx context.Context, id, bundle string, hostStack bool) er
 	// that would keep the runtime's reader waiting for the init to exit.
 	log, err := os.Create(filepath.Join(bundle, "runtime.log"))
 	if err != nil {
-		return fmt.Errorf("%s run: %w", r.kind, err)
+		return nil, fmt.Errorf("%s run: %w", r.kind, err)
 	}
 	defer log.Close()
 	cmd := r.command(global, "run", "--detach", "--bundle", bundle, id)
 	cmd.Stdout, cmd.Stderr = log, log
-	if err := r.start(cmd); err != nil {
-		return fmt.Errorf("%s run: %w", r.kind, err)
+	var rp *reaper
+	if r.kind == Runsc {
+		rp, err = r.runReaped(ctx, cmd)
+	} else if err = r.start(cmd); err == nil {
+		err = waitCtx(ctx, cmd)
 	}
-	if err := waitCtx(ctx, cmd); err != nil {
+	if err != nil {
 		msg, _ := os.ReadFile(log.Name())
-		return fmt.Errorf("%w: %s run: %v: %s", ErrCommand, r.kind, err, lastLine(string(msg)))
+		return rp, fmt.Errorf("%w: %s run: %v: %s", ErrCommand, r.kind, err, lastLine(string(msg)))
 	}
-	return nil
+	return rp, nil
 }
 
 // Exec starts process (a JSON file, see ocibundle.WriteProcess) in a
