@@ -36,7 +36,7 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	if err != nil {
 		return nil, err
 	}
-	defer in.pipes.close()
+	defer in.close()
 	proc, err := c.processFile(req.Argv, backend.MergeEnv(c.spec.Env, c.proxyEnv(), req.Env), workdir(req, &c.spec.Policy), in.helperOpts)
 	if err != nil {
 		return nil, err
@@ -69,6 +69,13 @@ type execInput struct {
 	stdin      io.Reader
 	pipes      *secretPipes // crun, runc: passed with --preserve-fds
 	helperOpts []string     // runsc: installed by the exec helper
+	head       []byte       // runsc: the secrets sent ahead of stdin, wiped by close
+}
+
+// close releases the exec's inputs once it has ended.
+func (in *execInput) close() {
+	in.pipes.close()
+	clear(in.head)
 }
 
 func (c *Container) execInput(ctx context.Context, req *backend.ExecRequest) (*execInput, error) {
@@ -78,8 +85,8 @@ func (c *Container) execInput(ctx context.Context, req *backend.ExecRequest) (*e
 	}
 	in := &execInput{stdin: req.Stdin, pipes: &secretPipes{}}
 	if c.helper {
-		opts, head := helperSecrets(req.Files, fds)
-		in.helperOpts, in.stdin = opts, withHead(head, req.Stdin)
+		in.helperOpts, in.head = helperSecrets(req.Files, fds)
+		in.stdin = withHead(in.head, req.Stdin)
 		return in, nil
 	}
 	if in.pipes, err = newSecretPipes(ctx, req.Files, fds); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -131,7 +132,32 @@ func assertGone(t *testing.T, c *Container) {
 			t.Errorf("cgroup %s/%s left behind", ctrl, c.id)
 		}
 	}
+	if pids := processesNaming(c.id); len(pids) > 0 {
+		t.Errorf("processes naming %s left behind: %v", c.id, pids)
+	}
+	if c.reaper != nil {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(c.reaper.cmd.Process.Pid)); !os.IsNotExist(err) {
+			t.Errorf("reaper %d of %s left behind", c.reaper.cmd.Process.Pid, c.id)
+		}
+	}
 	if data, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(data), c.id) {
 		t.Errorf("mounts of %s left behind", c.id)
 	}
+}
+
+// processesNaming lists the processes whose command line holds s (the
+// runtime processes of a container hold its id).
+func processesNaming(s string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(cmdline), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,10 +28,17 @@ import (
 // process becomes its child, and it reaps it the moment it dies. It exits
 // when it has no children left.
 
-// reaperName is the reaper's entry point (argv[0]).
+// reaperName is the reaper's argv[0].
 const reaperName = "kavach-reaper"
 
-func init() { reexec.Register(reaperName, reaperMain) }
+// The reaper runs from this package's init, before the program's main: a
+// program that never calls kavach.Init() (it runs no process sandboxes)
+// must not have its main re-run by a reaper.
+func init() {
+	if len(os.Args) > 1 && os.Args[0] == reaperName {
+		reaperMain()
+	}
+}
 
 // reaperStatusFD is the reaper's descriptor on which it reports the exit
 // status of the runtime command, as decimal text, before closing it.
@@ -41,26 +49,19 @@ const reaperStatusFD = 3
 const reaperWait = 5 * time.Second
 
 // reaperMain runs os.Args[1:] as a child subreaper, reports its exit status
-// and reaps every orphan until none is left.
+// and reaps every orphan until none is left. SIGTERM (kavach's context
+// ended) kills the command but not the reaper, which goes on reaping what
+// the command left behind until kavach deletes it.
 func reaperMain() {
+	syscall.CloseOnExec(reaperStatusFD) // the command must not hold the status pipe open
 	status := os.NewFile(reaperStatusFD, "status")
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "kavach-reaper: subreaper: %v\n", err)
 		os.Exit(125)
 	}
-	cmd := exec.Command(os.Args[1], os.Args[2:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	code := 0
-	if err := cmd.Run(); err != nil {
-		code = 127
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else {
-			fmt.Fprintf(os.Stderr, "kavach-reaper: %v\n", err)
-		}
-	}
-	_, _ = io.WriteString(status, strconv.Itoa(code))
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	_, _ = io.WriteString(status, strconv.Itoa(runChild(term)))
 	_ = status.Close()
 	for {
 		var ws unix.WaitStatus
@@ -71,6 +72,35 @@ func reaperMain() {
 	}
 }
 
+// runChild runs the reaper's command, killing it on term, and returns its
+// exit code (127 when it could not start).
+func runChild(term <-chan os.Signal) int {
+	cmd := exec.Command(os.Args[1], os.Args[2:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "kavach-reaper: %v\n", err)
+		return 127
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-term:
+			_ = cmd.Process.Kill()
+		case <-done:
+		}
+	}()
+	_ = cmd.Wait()
+	if cmd.ProcessState == nil {
+		return 127
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
 // reaper is kavach's handle on a reaper process.
 type reaper struct {
 	cmd  *exec.Cmd
@@ -79,7 +109,8 @@ type reaper struct {
 
 // runReaped runs cmd under a new reaper and returns when cmd has exited,
 // with cmd's failure as the error. The reaper lives on while the processes
-// cmd left behind do. When ctx ends first, the reaper and cmd are killed.
+// cmd left behind do. When ctx ends first, cmd is killed; the reaper stays
+// to reap what cmd left, so that deleting the container stays fast.
 func (r *Runtime) runReaped(ctx context.Context, cmd *exec.Cmd) (*reaper, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -98,11 +129,10 @@ func (r *Runtime) runReaped(ctx context.Context, cmd *exec.Cmd) (*reaper, error)
 	}
 	rp := &reaper{cmd: rc, done: make(chan struct{})}
 	go func() { _ = rc.Wait(); close(rp.done) }()
-	stop := context.AfterFunc(ctx, func() { _ = syscall.Kill(-rc.Process.Pid, syscall.SIGKILL) })
-	defer stop()
+	stop := context.AfterFunc(ctx, func() { _ = rc.Process.Signal(syscall.SIGTERM) })
 	out, _ := io.ReadAll(pr)
-	if ctx.Err() != nil {
-		return rp, ctx.Err()
+	if !stop() {
+		return rp, ctx.Err() // cmd was (or is being) killed, whatever it reported
 	}
 	code, err := strconv.Atoi(strings.TrimSpace(string(out)))
 	switch {

@@ -2,10 +2,15 @@ package runtime
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ppid returns the parent of pid, or 0 when pid does not exist.
@@ -53,5 +58,79 @@ func TestCrunRuncHaveNoReaper(t *testing.T) {
 				t.Errorf("%s container has a reaper", k)
 			}
 		})
+	}
+}
+
+// TestReaperRunsBeforeMain: the reaper is this package's init, so a program
+// that never dispatches re-exec entry points (no kavach.Init) still acts as
+// a reaper when started as one, instead of running its main again (which
+// would create another sandbox, and another reaper, and so on).
+func TestReaperRunsBeforeMain(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "noinit")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/noinit").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	cmd := exec.Command(bin, "/bin/sh", "-c", "exit 0")
+	cmd.Args[0] = reaperName
+	cmd.ExtraFiles = []*os.File{pw}
+	out, err := cmd.Output()
+	pw.Close()
+	status, _ := io.ReadAll(pr)
+	if err != nil || string(status) != "0" || len(out) != 0 {
+		t.Fatalf("started as a reaper: %v, status %q, stdout %q", err, status, out)
+	}
+}
+
+// TestReaperStatusPipeNotInherited: the command does not inherit the
+// reaper's status pipe (it would keep kavach waiting on whatever the command
+// leaves behind), and its exit status is reported.
+func TestReaperStatusPipeNotInherited(t *testing.T) {
+	ctx := context.Background()
+	rp, err := (&Runtime{}).runReaped(ctx, exec.Command("/bin/sh", "-c", "test ! -e /proc/$$/fd/3"))
+	if err != nil {
+		t.Fatalf("the command sees fd 3: %v", err)
+	}
+	rp.wait(reaperWait)
+	rp, err = (&Runtime{}).runReaped(ctx, exec.Command("/bin/sh", "-c", "exit 7"))
+	if err == nil || !strings.Contains(err.Error(), "exit status 7") {
+		t.Fatalf("exit 7 reported as %v", err)
+	}
+	rp.wait(reaperWait)
+}
+
+// TestReaperSurvivesCancel: when the caller's context ends while the
+// command runs, the command is killed but the reaper stays to reap what it
+// left behind (here a grandchild), then exits by itself.
+func TestReaperSurvivesCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	marker := filepath.Join(t.TempDir(), "started")
+	cmd := exec.Command("/bin/sh", "-c", "setsid sleep 0.5 & touch "+marker+"; exec sleep 30")
+	go func() {
+		for {
+			if _, err := os.Stat(marker); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	rp, err := (&Runtime{}).runReaped(ctx, cmd)
+	if !errors.Is(err, context.Canceled) || rp == nil {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	select {
+	case <-rp.done:
+		t.Fatal("the reaper was killed with its command")
+	default:
+	}
+	select { // it exits once the orphaned sleep has ended and been reaped
+	case <-rp.done:
+	case <-time.After(reaperWait):
+		t.Fatal("the reaper did not exit after its last child")
 	}
 }

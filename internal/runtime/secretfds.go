@@ -106,14 +106,21 @@ func (s *secretPipes) close() {
 
 // helperSecrets encodes the secrets for gVisor's helper: the option string
 // ("fd=N:LEN" entries) and the bytes to put before the exec's stdin.
+//
+// The head is one private copy of exact size (no copies left behind by a
+// growing buffer), which the caller wipes once the exec has ended.
 func helperSecrets(files map[int][]byte, fds []int) ([]string, []byte) {
-	var opts []string
-	var head bytes.Buffer
+	opts := make([]string, 0, len(fds))
+	n := 0
 	for _, fd := range fds {
 		opts = append(opts, "fd="+strconv.Itoa(fd)+":"+strconv.Itoa(len(files[fd])))
-		head.Write(files[fd])
+		n += len(files[fd])
 	}
-	return opts, head.Bytes()
+	head := make([]byte, 0, n)
+	for _, fd := range fds {
+		head = append(head, files[fd]...)
+	}
+	return opts, head
 }
 
 // withHead returns stdin preceded by head (nil stdin: head alone).
