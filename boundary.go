@@ -164,7 +164,8 @@ func proxyHosts(p *policy.Policy, binds []credential.Binding) error {
 		}
 		for _, h := range b.Hosts {
 			if !slices.Contains(p.Network.Allow, h) {
-				p.Network.Allow = append(p.Network.Allow, h)
+				// Clip: never append into an array another policy may share.
+				p.Network.Allow = append(slices.Clip(p.Network.Allow), h)
 			}
 		}
 	}

@@ -390,27 +390,16 @@ func (b *Builder) Build() (Config, error) {
 	if len(b.errs) > 0 {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, errors.Join(b.errs...))
 	}
-	cfg := Config{Backend: b.backend, MinScore: b.minScore, HookTimeout: b.hookWait,
-		Gate: b.gatePolicy, GateOff: b.gateOff, Quarantine: b.quarantine, Credentials: b.creds, Audit: b.audit}
+	cfg := Config{Backend: b.backend, MinScore: b.minScore, Hooks: b.hooks, HookTimeout: b.hookWait,
+		Gate: b.gatePolicy, GateOff: b.gateOff, Quarantine: b.quarantine, Credentials: b.creds,
+		Secrets: b.secrets, Audit: b.audit}
+	cfg.ownBoundary() // the lists above are the builder's
 	if b.hasBase {
 		cfg.Policy = b.base.Clone()
 	} else {
 		cfg.Policy = policy.Strict()
 	}
 	b.over.apply(&cfg.Policy)
-	if len(b.hooks) > 0 {
-		cfg.Hooks = slices.Clone(b.hooks)
-	}
-	if b.gatePolicy != nil {
-		g := b.gatePolicy.Clone()
-		cfg.Gate = &g
-	}
-	if len(b.secrets) > 0 {
-		cfg.Secrets = slices.Clone(b.secrets)
-		for i := range cfg.Secrets {
-			cfg.Secrets[i].Hosts = slices.Clone(cfg.Secrets[i].Hosts)
-		}
-	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}

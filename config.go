@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/audit"
@@ -73,7 +74,10 @@ type EgressOptions struct {
 	UpstreamRoots *x509.CertPool
 }
 
-// Validate checks the configuration; errors name the field.
+// Validate checks the configuration; errors name the field. It fills in
+// defaults (the backend; the allowlist hosts of proxy-bound secrets), so
+// it writes to c: New and NewPool validate a copy and leave the caller's
+// Config untouched.
 func (c *Config) Validate() error {
 	if c.Backend == "" {
 		c.Backend = DefaultBackend
@@ -86,6 +90,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateBoundary(); err != nil {
 		return err
+	}
+	if c.Gate != nil {
+		if err := c.Gate.Validate(); err != nil {
+			return fmt.Errorf("%w: gate: %w", ErrConfig, err)
+		}
 	}
 	if err := proxyHosts(&c.Policy, c.Secrets); err != nil {
 		return err
@@ -114,7 +123,38 @@ func (c *Config) validateBoundary() error {
 			return fmt.Errorf("%w: secrets[%d]: %w", ErrConfig, i, err)
 		}
 	}
+	if i, err := credential.CheckConflicts(c.Secrets); err != nil {
+		return fmt.Errorf("%w: secrets[%d]: %w", ErrConfig, i, err)
+	}
 	return nil
+}
+
+// clone returns a deep copy of c: its policy, hooks, gate policy, secret
+// bindings and egress ranges are the copy's own, so that validating or
+// running it neither writes to c's memory nor sees later changes to it.
+// The stores, logs and certificate pool it points to are shared, as they
+// are meant to be.
+func (c *Config) clone() Config {
+	out := *c
+	out.Policy = c.Policy.Clone()
+	out.ownBoundary()
+	return out
+}
+
+// ownBoundary replaces c's hooks, gate policy, secret bindings and egress
+// ranges with copies. Lists that are empty stay nil: nothing is allocated
+// for a configuration without them.
+func (c *Config) ownBoundary() {
+	c.Hooks = slices.Clone(c.Hooks)
+	if c.Gate != nil {
+		g := c.Gate.Clone()
+		c.Gate = &g
+	}
+	c.Secrets = slices.Clone(c.Secrets)
+	for i := range c.Secrets {
+		c.Secrets[i].Hosts = slices.Clone(c.Secrets[i].Hosts)
+	}
+	c.Egress.AllowPrivate = slices.Clone(c.Egress.AllowPrivate)
 }
 
 // ErrConfig is wrapped by every configuration error.

@@ -23,11 +23,13 @@ type Pool struct {
 	once   sync.Once
 }
 
-// NewPool starts a pool that keeps size sandboxes ready.
+// NewPool starts a pool that keeps size sandboxes ready. Like New, it
+// keeps a deep copy of cfg.
 func NewPool(ctx context.Context, cfg Config, size int) (*Pool, error) {
 	if size < 1 {
 		return nil, errors.New("kavach: pool size must be at least 1")
 	}
+	cfg = cfg.clone() // the pool owns its configuration; the caller keeps theirs
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -38,11 +38,14 @@ type Sandbox struct {
 	endLife context.CancelFunc
 }
 
-// New creates a sandbox in the created state. It refuses with an error
+// New creates a sandbox in the created state. The sandbox keeps a deep copy
+// of cfg: changing cfg afterwards, even inside its slices, maps and gate
+// policy, does not change the sandbox. It refuses with an error
 // wrapping ErrUnavailable, ErrLayerUnavailable or ErrScoreTooLow when the
 // backend cannot run here, cannot apply the policy, or would score below
 // Config.MinScore.
 func New(ctx context.Context, cfg Config) (*Sandbox, error) {
+	cfg = cfg.clone() // the sandbox owns its configuration; the caller keeps theirs
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -70,20 +70,27 @@ func (inj Injection) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, inj.
 // MarshalJSON encodes String as a JSON string, never the values.
 func (inj Injection) MarshalJSON() ([]byte, error) { return json.Marshal(inj.String()) }
 
-// Plan resolves bindings against the store. A missing secret is
-// ErrNotFound naming it; two bindings of one env var or fd, two stdin
-// bindings or two proxy bindings of one secret are ErrConflict. The result
-// holds copies: Zero it as soon as the process has started.
+// Plan resolves bindings against the store. An invalid binding is
+// ErrSyntax; two bindings of one channel are ErrConflict (CheckConflicts);
+// a missing secret is ErrNotFound naming it. The result holds copies: Zero
+// it as soon as the process has started.
 func (s *Store) Plan(bindings []Binding) (*Injection, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	inj := &Injection{}
-	seen := make(map[string]bool)
 	for _, b := range bindings {
-		if err := s.planOne(inj, seen, b); err != nil {
+		if err := b.Validate(); err != nil {
+			return nil, fmt.Errorf("secret binding %s: %w", b.Name, err)
+		}
+	}
+	if _, err := CheckConflicts(bindings); err != nil {
+		return nil, err
+	}
+	inj := &Injection{}
+	for _, b := range bindings {
+		if err := s.planOne(inj, b); err != nil {
 			inj.Zero()
 			return nil, err
 		}
@@ -91,20 +98,38 @@ func (s *Store) Plan(bindings []Binding) (*Injection, error) {
 	return inj, nil
 }
 
-// planOne adds binding b to inj; seen records the channels already used.
-func (s *Store) planOne(inj *Injection, seen map[string]bool, b Binding) error {
-	if err := b.Validate(); err != nil {
-		return fmt.Errorf("secret binding %s: %w", b.Name, err)
+// CheckConflicts finds the first binding that takes a channel an earlier
+// binding already holds: two bindings of one env var or fd, two stdin
+// bindings, or two proxy bindings of one secret. It returns that binding's
+// index and an error wrapping ErrConflict naming the channel, or -1 and nil
+// when every binding has a channel of its own. Plan runs the same check;
+// callers run it early to reject a configuration before any exec.
+func CheckConflicts(bindings []Binding) (int, error) {
+	if len(bindings) < 2 { // inlined fast path: one binding cannot conflict
+		return -1, nil
 	}
+	return firstConflict(bindings)
+}
+
+// firstConflict is CheckConflicts for two bindings or more.
+func firstConflict(bindings []Binding) (int, error) {
+	seen := make(map[string]bool, len(bindings))
+	for i, b := range bindings {
+		channel := channelKey(b)
+		if seen[channel] {
+			return i, fmt.Errorf("%w: %s is bound twice (binding %s)", ErrConflict, channel, b)
+		}
+		seen[channel] = true
+	}
+	return -1, nil
+}
+
+// planOne adds the valid binding b to inj.
+func (s *Store) planOne(inj *Injection, b Binding) error {
 	sec, ok := s.secrets[b.Name]
 	if !ok {
 		return fmt.Errorf("%w: %s (binding %s)", ErrNotFound, b.Name, b)
 	}
-	channel := channelKey(b)
-	if seen[channel] {
-		return fmt.Errorf("%w: %s is bound twice (binding %s)", ErrConflict, channel, b)
-	}
-	seen[channel] = true
 	v := sec.Bytes()
 	switch b.Method {
 	case MethodEnv:

@@ -191,6 +191,34 @@ func TestPlanErrors(t *testing.T) {
 	}
 }
 
+// TestCheckConflicts: the index of the second binding of a channel is
+// reported; distinct channels, or one secret on several channels, pass.
+func TestCheckConflicts(t *testing.T) {
+	cases := []struct {
+		specs   []string
+		index   int
+		channel string
+	}{
+		{nil, -1, ""},
+		{[]string{"A=env:X"}, -1, ""},
+		{[]string{"A=env:X", "A=env:Y", "A=fd:3", "A=stdin", "A=proxy:h"}, -1, ""},
+		{[]string{"A=env:X", "B=fd:4", "C=env:X"}, 2, "env var X"},
+		{[]string{"A=fd:4", "B=env:X", "C=stdin", "D=fd:4"}, 3, "fd 4"},
+		{[]string{"A=stdin", "B=stdin"}, 1, "stdin"},
+		{[]string{"A=proxy:h", "B=proxy:h", "A=proxy:i"}, 2, "proxy substitution of A"},
+	}
+	for _, tc := range cases {
+		i, err := CheckConflicts(mustParse(t, tc.specs...))
+		if i != tc.index || (tc.index < 0) != (err == nil) {
+			t.Errorf("%v: index %d, error %v; want index %d", tc.specs, i, err, tc.index)
+			continue
+		}
+		if err != nil && (!errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), tc.channel)) {
+			t.Errorf("%v: error %v does not wrap ErrConflict naming %q", tc.specs, err, tc.channel)
+		}
+	}
+}
+
 func TestInjectionZero(t *testing.T) {
 	s := newTestStore(t)
 	inj, err := s.Plan(mustParse(t, "A=env:VAR_A", "B=stdin", "C=fd:3", "D=proxy:h"))

@@ -31,13 +31,13 @@ type Gate struct {
 	chunk   int // ScanStream read size; 0 means streamChunk (tests shrink it)
 }
 
-// builtinEngine is shared by every gate without registered secrets.
 // lazyRegexp compiles expr on first use, not when a program that imports
 // the gate starts (every kavach process does, each sandbox's init included).
 func lazyRegexp(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
 
+// builtinEngine is shared by every gate without registered secrets.
 var builtinEngine = sync.OnceValue(func() *engine { return newEngine(builtinScanners()) })
 
 // New returns a gate enforcing p. Severities missing from p.Actions take

@@ -225,6 +225,14 @@ func TestPolicy(t *testing.T) {
 		if _, err := New(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("New(%+v) = %v, want ErrInvalid", bad, err)
 		}
+		if err := bad.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Validate(%+v) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	for _, good := range []Policy{{}, DefaultPolicy(), p, {Allow: []string{"pipe-to-shell"}, MaxArtifactSize: 1}} {
+		if err := good.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v", good, err)
+		}
 	}
 }
 

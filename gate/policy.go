@@ -30,6 +30,15 @@ func DefaultPolicy() Policy {
 	}}
 }
 
+// Validate checks that every severity and action of p is known, that
+// MaxArtifactSize is not negative and that Allow names only rules that may
+// be allowed. Errors wrap ErrInvalid and name the field. New accepts
+// exactly the policies Validate accepts.
+func (p Policy) Validate() error {
+	_, err := p.normalize()
+	return err
+}
+
 // normalize validates p and returns a copy with every severity mapped.
 func (p Policy) normalize() (Policy, error) {
 	out := DefaultPolicy()

@@ -10,12 +10,14 @@
 package score
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/kavach-sandbox/kavach/policy"
 )
@@ -346,35 +348,32 @@ const (
 var ErrInconsistent = errors.New("inconsistent score")
 
 // UnmarshalJSON decodes what MarshalJSON encodes, rebuilding the layers
-// from the breakdown; a score whose label or lines do not derive from one
-// set of layers is rejected with ErrInconsistent.
+// from the breakdown. It rejects, with ErrInconsistent, a score whose
+// label or lines do not derive from one set of layers, a noop score other
+// than 0, and a seccomp-off reason other than the one the seccomp lines
+// imply; unknown fields and duplicate keys are errors too.
+//
+// Every score that Declared returns round-trips to the same value, label
+// and breakdown, and so does every score that Compute returns when, as
+// with kavach's backends, the enforced layers are among the asked ones and
+// lost reasons are given only for asked layers.
 func (s *Score) UnmarshalJSON(data []byte) error {
 	var in struct {
 		Value     int        `json:"value"`
 		Label     string     `json:"label"`
 		Modifiers []Modifier `json:"modifiers"`
 	}
-	if err := json.Unmarshal(data, &in); err != nil {
+	if err := decodeStrict(data, &in); err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
 	if in.Value < 0 || in.Value > 100 || in.Label != Label(in.Value) || len(in.Modifiers) != NumModifiers {
 		return fmt.Errorf("%w: value %d, label %q, %d modifiers", ErrInconsistent, in.Value, in.Label, len(in.Modifiers))
 	}
 	out := Score{Value: in.Value, basis: basisOf(in.Modifiers)}
-	var why [NumModifiers]string
-	for i, m := range in.Modifiers {
-		why[i], _ = strings.CutPrefix(m.Reason, reasonLost)
+	if out.basis.noop && out.Value != 0 {
+		return fmt.Errorf("%w: a noop score is 0, not %d", ErrInconsistent, out.Value)
 	}
-	why[0], _ = strings.CutPrefix(in.Modifiers[0].Reason, reasonSecLost)
-	if why != ([NumModifiers]string{}) && !out.basis.noop {
-		for i, m := range in.Modifiers {
-			if i > 0 && !strings.HasPrefix(m.Reason, reasonLost) {
-				why[i] = ""
-			}
-		}
-		if !strings.HasPrefix(in.Modifiers[0].Reason, reasonSecLost) {
-			why[0] = ""
-		}
+	if why := lostReasons(in.Modifiers); why != ([NumModifiers]string{}) && !out.basis.noop {
 		out.why = &why
 	}
 	if mods := out.Modifiers(); !slices.Equal(mods[:], in.Modifiers) {
@@ -384,7 +383,89 @@ func (s *Score) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// basisOf reads the layers back from a breakdown.
+// lostReasons reads back the reasons why asked layers were lost. The
+// seccomp-off line's reason is not read but derived as Compute derives it,
+// from the strict and basic lines, so that any other is rejected.
+func lostReasons(mods []Modifier) [NumModifiers]string {
+	var why [NumModifiers]string
+	for i := 1; i < NumModifiers; i++ {
+		if w, ok := strings.CutPrefix(mods[i].Reason, reasonLost); ok {
+			why[i] = w
+		}
+	}
+	why[0] = why[2] + why[1]
+	return why
+}
+
+// decodeStrict decodes data into v, refusing unknown fields and objects
+// that hold one key twice (compared as encoding/json matches keys, without
+// regard to case), which encoding/json would otherwise resolve silently in
+// favour of the last.
+func decodeStrict(data []byte, v any) error {
+	if err := checkKeys(json.NewDecoder(bytes.NewReader(data))); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the score")
+	}
+	return nil
+}
+
+// checkKeys reads one JSON value from dec and fails on an object that
+// holds a key twice.
+func checkKeys(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	var seen map[string]bool
+	if delim == '{' {
+		seen = map[string]bool{}
+	}
+	for dec.More() {
+		if seen != nil {
+			if tok, err = dec.Token(); err != nil {
+				return err
+			}
+			key := foldKey(tok.(string))
+			if seen[key] {
+				return fmt.Errorf("duplicate key %q", tok)
+			}
+			seen[key] = true
+		}
+		if err := checkKeys(dec); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
+}
+
+// foldKey maps every rune of s to the smallest rune of its case-folding
+// orbit: two keys that encoding/json matches alike fold to one string.
+func foldKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		low := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			low = min(low, f)
+		}
+		return low
+	}, s)
+}
+
+// basisOf reads the layers back from a breakdown. A layer was asked when
+// its line says "requested" or it was applied; a seccomp level, though,
+// was asked only when no other level's line says "requested" (a policy
+// asks one level, which a backend may enforce as another).
 func basisOf(mods []Modifier) basis {
 	var b basis
 	if mods[0].Reason == reasonNoop {
@@ -392,23 +473,20 @@ func basisOf(mods []Modifier) basis {
 		return b
 	}
 	b.shared = mods[0].Reason != reasonOwnKernel
-	levels := [3]set{0, levelBasic, levelAllowList}
-	bits := [NumModifiers]set{0, 0, 0, setFilesystem, setNetworkOff, setNetworkAllowlist, setLimits}
+	var applied, requested set
+	bits := [NumModifiers]set{0, levelBasic, levelAllowList, setFilesystem, setNetworkOff, setNetworkAllowlist, setLimits}
 	for i := 1; i < NumModifiers; i++ {
-		m := mods[i]
-		asked := m.Applied || strings.HasPrefix(m.Reason, "requested")
-		switch {
-		case i <= 2 && asked:
-			b.asked |= levels[i]
-		case asked:
-			b.asked |= bits[i]
+		if mods[i].Applied {
+			applied |= bits[i]
 		}
-		switch {
-		case i <= 2 && m.Applied:
-			b.got |= levels[i]
-		case m.Applied:
-			b.got |= bits[i]
+		if strings.HasPrefix(mods[i].Reason, "requested") {
+			requested |= bits[i]
 		}
+	}
+	b.got = applied
+	b.asked = requested | applied&^setLevel
+	if requested&setLevel == levelOff {
+		b.asked |= applied & setLevel
 	}
 	return b
 }

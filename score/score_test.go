@@ -403,3 +403,77 @@ func TestJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONRoundTripLostReasons: effective scores of layers lost with a
+// reason, as backends produce them, decode back to the same breakdown.
+func TestJSONRoundTripLostReasons(t *testing.T) {
+	proc, gv := sb(t, backend.Process), sb(t, backend.GVisor)
+	strict, basic := score.Asked(preset(t, "strict")), score.Asked(preset(t, "basic"))
+	for name, s := range map[string]score.Score{
+		"strict lost": score.Compute(proc, strict, score.Layers{Seccomp: "off", Filesystem: true, NetworkOff: true, Limits: true},
+			map[string]string{score.ModSeccompStrict: "kernel lacks seccomp"}),
+		"basic lost": score.Compute(proc, basic, score.Layers{Seccomp: "off", NetworkOff: true},
+			map[string]string{score.ModSeccompBasic: "no filter", score.ModNetworkOff: "no netns"}),
+		"strict degraded to basic": score.Compute(proc, strict, score.Layers{Seccomp: "basic", Filesystem: true, NetworkOff: true, Limits: true},
+			map[string]string{score.ModSeccompStrict: "allow-list unsupported"}),
+		"own kernel": score.Compute(gv, strict, score.Layers{Seccomp: "off", NetworkOff: true},
+			map[string]string{score.ModSeccompStrict: "ignored", score.ModLimits: "no cgroups"}),
+	} {
+		data, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back score.Score
+		if err := json.Unmarshal(data, &back); err != nil {
+			t.Errorf("%s: %v\n%s", name, err, data)
+			continue
+		}
+		if back.String() != s.String() || back.Modifiers() != s.Modifiers() {
+			t.Errorf("%s: round trip changed the breakdown:\n got  %+v\n want %+v", name, back.Modifiers(), s.Modifiers())
+		}
+	}
+}
+
+// TestJSONRejectsForgedScores: scores no computation produces, and JSON
+// that encoding/json would read ambiguously, are refused.
+func TestJSONRejectsForgedScores(t *testing.T) {
+	noop, _ := json.Marshal(score.Declared(sb(t, backend.Noop), preset(t, "strict"), backend.FullCapabilities()))
+	lost, _ := json.Marshal(score.Compute(sb(t, backend.Process), score.Asked(preset(t, "strict")),
+		score.Layers{Seccomp: "off", Filesystem: true, NetworkOff: true, Limits: true},
+		map[string]string{score.ModSeccompStrict: "kernel lacks seccomp"}))
+	good, _ := json.Marshal(score.Declared(sb(t, backend.Process), preset(t, "strict"), backend.FullCapabilities()))
+	body := strings.TrimPrefix(string(good), `{"value":63,"label":"standard",`)
+	for name, tc := range map[string]struct {
+		json string
+		err  error
+	}{
+		"noop of 100": {strings.Replace(string(noop), `"value":0,"label":"minimal"`, `"value":100,"label":"fortress"`, 1), score.ErrInconsistent},
+		"noop of 45":  {strings.Replace(string(noop), `"value":0,"label":"minimal"`, `"value":45,"label":"basic"`, 1), score.ErrInconsistent},
+		"seccomp-off reason": {strings.Replace(string(lost), `not enforced: kernel lacks seccomp"`, `not enforced: anything at all"`, 1),
+			score.ErrInconsistent},
+		"seccomp-off reason dropped": {strings.Replace(string(lost), `"seccomp requested but not enforced: kernel lacks seccomp"`,
+			`"seccomp requested but not enforced"`, 1), score.ErrInconsistent},
+		"unknown field":          {`{"value":63,"label":"standard","extra":1,` + body, nil},
+		"unknown modifier field": {strings.Replace(string(good), `"points":-5,`, `"points":-5,"weight":2,`, 1), nil},
+		"duplicate value":        {`{"value":100,"value":63,"label":"standard",` + body, nil},
+		"duplicate in any case":  {`{"VALUE":100,"value":63,"label":"standard",` + body, nil},
+		"duplicate modifier key": {strings.Replace(string(good), `"points":-5,`, `"points":-5,"Points":-5,`, 1), nil},
+		"two values":             {string(good) + string(good), nil},
+	} {
+		if tc.json == string(noop) || tc.json == string(lost) || tc.json == string(good) {
+			t.Fatalf("%s: the forgery did not change the JSON", name)
+		}
+		var s score.Score
+		err := s.UnmarshalJSON([]byte(tc.json))
+		if err == nil || (tc.err != nil && !errors.Is(err, tc.err)) {
+			t.Errorf("%s: decoded (%v): %s", name, err, tc.json)
+		}
+	}
+	// The forgeries above differ from a genuine score only by the change.
+	for _, data := range [][]byte{noop, lost, good, []byte(`{"value":63,"label":"standard",` + body)} {
+		var s score.Score
+		if err := s.UnmarshalJSON(data); err != nil {
+			t.Errorf("genuine score rejected: %v\n%s", err, data)
+		}
+	}
+}
