@@ -3,9 +3,11 @@ package kavach
 import "github.com/kavach-sandbox/kavach/internal/reexec"
 
 // Init must be the first call in the main function of any program that
-// creates process sandboxes. kavach starts each sandbox's init by
-// re-executing the current binary; in that child, Init runs the sandbox
-// setup and never returns. In every other process it returns false at once.
+// creates sandboxes. kavach starts each process sandbox's init, and the
+// helper that installs seccomp filters and secret descriptors in container
+// execs, by re-executing the current binary; in that child, Init runs the
+// entry point and never returns. In every other process it returns false
+// at once. (gVisor's reaper does not need it: it runs from a package init.)
 //
 //	func main() {
 //		kavach.Init()
