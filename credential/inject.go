@@ -113,13 +113,17 @@ func CheckConflicts(bindings []Binding) (int, error) {
 
 // firstConflict is CheckConflicts for two bindings or more.
 func firstConflict(bindings []Binding) (int, error) {
-	seen := make(map[string]bool, len(bindings))
+	seen := make(map[string]bool, 2*len(bindings))
 	for i, b := range bindings {
-		channel := channelKey(b)
-		if seen[channel] {
-			return i, fmt.Errorf("%w: %s is bound twice (binding %s)", ErrConflict, channel, b)
+		for _, channel := range channelKeys(b) {
+			if channel == "" {
+				continue
+			}
+			if seen[channel] {
+				return i, fmt.Errorf("%w: %s is bound twice (binding %s)", ErrConflict, channel, b)
+			}
+			seen[channel] = true
 		}
-		seen[channel] = true
 	}
 	return -1, nil
 }
@@ -147,17 +151,19 @@ func (s *Store) planOne(inj *Injection, b Binding) error {
 	return nil
 }
 
-// channelKey names the channel a binding occupies.
-func channelKey(b Binding) string {
+// channelKeys names the channels a binding occupies: one, or for a proxy
+// binding two — the substitution, and the environment variable named after
+// the secret that holds its placeholder in the sandbox.
+func channelKeys(b Binding) [2]string {
 	switch b.Method {
 	case MethodEnv:
-		return "env var " + b.EnvVar
+		return [2]string{"env var " + b.EnvVar}
 	case MethodFD:
-		return fmt.Sprintf("fd %d", b.FD)
+		return [2]string{fmt.Sprintf("fd %d", b.FD)}
 	case MethodProxy:
-		return "proxy substitution of " + b.Name
+		return [2]string{"proxy substitution of " + b.Name, "env var " + b.Name}
 	}
-	return b.Method.String()
+	return [2]string{b.Method.String()}
 }
 
 // own returns a new buffer holding prefix+v and remembers it for Zero.

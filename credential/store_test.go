@@ -206,6 +206,10 @@ func TestCheckConflicts(t *testing.T) {
 		{[]string{"A=fd:4", "B=env:X", "C=stdin", "D=fd:4"}, 3, "fd 4"},
 		{[]string{"A=stdin", "B=stdin"}, 1, "stdin"},
 		{[]string{"A=proxy:h", "B=proxy:h", "A=proxy:i"}, 2, "proxy substitution of A"},
+		// A proxy binding's placeholder lives in the env var named after the secret.
+		{[]string{"GH=proxy:h", "T=env:GH"}, 1, "env var GH"},
+		{[]string{"T=env:GH", "GH=proxy:h"}, 1, "env var GH"},
+		{[]string{"GH=env", "GH=proxy:h"}, 1, "env var GH"},
 	}
 	for _, tc := range cases {
 		i, err := CheckConflicts(mustParse(t, tc.specs...))
