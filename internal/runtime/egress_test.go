@@ -238,6 +238,11 @@ func TestStaleCleanupGVisorAllowlist(t *testing.T) {
 	}
 	c.closeProxy() // what the kernel does to a dead owner's sockets
 	CleanupStale(ctx, rt)
+	select { // the dead owner's reaper exits by itself once the sandbox is gone
+	case <-c.reaper.done:
+	case <-time.After(reaperWait):
+		t.Error("the reaper did not exit after the stale cleanup")
+	}
 	assertGone(t, c)
 	if holders := netnsHolders(ns); len(holders) > 0 {
 		t.Errorf("network namespace %s still held by %v after stale cleanup", ns, holders)
