@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,11 +29,12 @@ func newBenchCmd() *cobra.Command {
 	var backendName string
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Compare sandbox start latency with bare exec and bubblewrap, in one interleaved run",
+		Short: "Compare sandbox start latency with bare exec, bubblewrap and runc, in one interleaved run",
 		Long: `Runs /bin/true, interleaved, N times each way: bare fork/exec; kavach's process
 backend with the strict policy, cold (create, exec, destroy), claimed from a warm
 pool (claim and exec; the destroy that follows is not timed), and as one more
-exec in a running sandbox; and bubblewrap (when installed). Prints medians and ratios,
+exec in a running sandbox; and, as peers, bubblewrap and a plain runc run of a
+minimal bundle (when installed). Prints medians and ratios,
 then sustained throughput at the given concurrency and kavach's memory per
 running sandbox. Absolute times on a busy machine are noisy: read the ratios.`,
 		Args: cobra.NoArgs,
@@ -80,6 +83,12 @@ func runBench(ctx context.Context, w io.Writer, name backend.Name, n, conc int, 
 	for _, v := range vs[1:4] {
 		v.name = strings.Replace(v.name, "kavach", "kavach "+string(name), 1)
 	}
+	if rv, cleanup, err := runcVariant(ctx); err == nil {
+		defer cleanup()
+		vs = append(vs, rv)
+	} else {
+		fmt.Fprintf(w, "(runc variant skipped: %v)\n", err)
+	}
 	if wv, cleanup, err := wasmVariant(ctx); err == nil {
 		defer cleanup()
 		vs = append(vs, wv)
@@ -126,7 +135,7 @@ func benchVariants(cfg kavach.Config, pool *kavach.Pool, warm *kavach.Sandbox) [
 		{name: "kavach strict: exec in a sandbox", run: plain(func(ctx context.Context) error { return okRun(warm.Exec(ctx, argv)) })},
 	}
 	if bwrap, err := exec.LookPath("bwrap"); err == nil {
-		vs = append(vs, &variant{name: "bwrap --unshare-all", run: plain(func(ctx context.Context) error {
+		vs = append(vs, &variant{name: bwrapVariant, run: plain(func(ctx context.Context) error {
 			return exec.CommandContext(ctx, bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
 				"--dev", "/dev", "--proc", "/proc", "/bin/true").Run()
 		})})
@@ -152,24 +161,41 @@ func median(xs []float64) float64 {
 
 func printLatency(w io.Writer, vs []*variant) {
 	base := median(vs[0].ns)
-	var bwrap float64
-	for _, v := range vs {
-		if v.name == "bwrap --unshare-all" {
-			bwrap = median(v.ns)
+	peers := []struct {
+		name, col string
+		m         float64
+	}{{name: bwrapVariant, col: "x bwrap"}, {name: runcVariantName, col: "x runc"}}
+	fmt.Fprintf(w, "%-44s %10s %10s", "variant (/bin/true)", "median", "x bare")
+	for i := range peers {
+		for _, v := range vs {
+			if v.name == peers[i].name {
+				peers[i].m = median(v.ns)
+			}
 		}
+		fmt.Fprintf(w, " %10s", peers[i].col)
 	}
-	fmt.Fprintf(w, "%-44s %10s %10s %10s\n", "variant (/bin/true)", "median", "x bare", "x bwrap")
+	fmt.Fprintln(w)
 	for _, v := range vs {
 		m := median(v.ns)
-		rb := "-"
-		if bwrap > 0 {
-			rb = fmt.Sprintf("%.2f", m/bwrap)
+		fmt.Fprintf(w, "%-44s %8.2fms %10.2f", v.name, m/1e6, m/base)
+		for _, p := range peers {
+			r := "-"
+			if p.m > 0 {
+				r = fmt.Sprintf("%.2f", m/p.m)
+			}
+			fmt.Fprintf(w, " %10s", r)
 		}
-		fmt.Fprintf(w, "%-44s %8.2fms %10.2f %10s\n", v.name, m/1e6, m/base, rb)
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "kavach overhead over bare exec: %.2f ms cold, %.2f ms from the pool, %.2f ms in a running sandbox\n",
 		(median(vs[1].ns)-base)/1e6, (median(vs[2].ns)-base)/1e6, (median(vs[3].ns)-base)/1e6)
 }
+
+// Names of the peer variants, whose medians the ratio columns divide by.
+const (
+	bwrapVariant    = "bwrap --unshare-all"
+	runcVariantName = "runc run (minimal bundle, no kavach)"
+)
 
 // printThroughput runs create→exec→destroy at the given concurrency and
 // measures kavach's heap per concurrently running sandbox.
@@ -262,4 +288,85 @@ func wasmVariant(ctx context.Context) (*variant, func(), error) {
 	return &variant{name: "kavach wasm: exec tiny module in a sandbox", run: func(ctx context.Context) (func(), error) {
 		return nil, okRun(sb.Exec(ctx, []string{mod}))
 	}}, cleanup, nil
+}
+
+// runcVariant is a peer: `runc run` of a minimal bundle (runc's default
+// spec — new pid, mount, net, ipc and uts namespaces — over the host's root,
+// read-only), without kavach. Each run creates, starts and deletes a
+// container. The cleanup removes the bundle and runc's state directory.
+func runcVariant(ctx context.Context) (*variant, func(), error) {
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "kavach-bench-runc-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { _ = os.RemoveAll(dir) }
+	bundle, state := filepath.Join(dir, "bundle"), filepath.Join(dir, "state")
+	if err := writeRuncBundle(ctx, runc, bundle); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	var seq atomic.Int64
+	return &variant{name: runcVariantName, run: func(ctx context.Context) (func(), error) {
+		id := fmt.Sprintf("kavach-bench-%d-%d", os.Getpid(), seq.Add(1))
+		out, err := exec.CommandContext(ctx, runc, "--root", state, "run", "--bundle", bundle, id).CombinedOutput()
+		if err != nil {
+			_ = exec.Command(runc, "--root", state, "delete", "--force", id).Run()
+			return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil, nil
+	}}, cleanup, nil
+}
+
+// writeRuncBundle writes runc's default spec, changed to run /bin/true
+// without a terminal in a read-only root holding the host's /usr.
+func writeRuncBundle(ctx context.Context, runc, bundle string) error {
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		return fmt.Errorf("runc spec: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	path := filepath.Join(bundle, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return fmt.Errorf("runc spec: %w", err)
+	}
+	if err := writeRuncRootfs(filepath.Join(bundle, "rootfs")); err != nil {
+		return err
+	}
+	spec["root"] = map[string]any{"path": "rootfs", "readonly": true}
+	proc, _ := spec["process"].(map[string]any)
+	if proc == nil {
+		return errors.New("runc spec: no process")
+	}
+	proc["terminal"], proc["args"] = false, []string{"/bin/true"}
+	mounts, _ := spec["mounts"].([]any)
+	spec["mounts"] = append(mounts, map[string]any{"destination": "/usr", "type": "bind", "source": "/usr",
+		"options": []string{"rbind", "ro", "nosuid", "nodev"}})
+	if data, err = json.Marshal(spec); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// writeRuncRootfs makes a root holding /usr (bound by the spec) and the
+// merged-/usr links to it.
+func writeRuncRootfs(root string) error {
+	if err := os.MkdirAll(filepath.Join(root, "usr"), 0o755); err != nil {
+		return err
+	}
+	for _, l := range []string{"bin", "sbin", "lib", "lib64"} {
+		if err := os.Symlink("usr/"+l, filepath.Join(root, l)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -326,3 +326,28 @@ func TestRunProcess(t *testing.T) {
 		}
 	})
 }
+
+// TestBench runs a short `kavach bench`: every variant, the peers bwrap and
+// runc when installed, ratio columns, and no runc bundle left behind.
+func TestBench(t *testing.T) {
+	processAvailable(t)
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "kavach-bench-runc-*"))
+	r := runKavach(t, "bench", "-n", "3", "--duration", "200ms", "--concurrency", "2")
+	if r.code != 0 {
+		t.Fatalf("bench: %s", r)
+	}
+	want := []string{"x bare", "x bwrap", "x runc", "bare fork/exec", "new+exec+destroy", "pool claim+exec", "throughput at concurrency 2"}
+	for _, peer := range []struct{ bin, row string }{{"bwrap", "bwrap --unshare-all"}, {"runc", "runc run (minimal bundle, no kavach)"}} {
+		if _, err := exec.LookPath(peer.bin); err == nil {
+			want = append(want, peer.row)
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("bench output lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	if after, _ := filepath.Glob(filepath.Join(os.TempDir(), "kavach-bench-runc-*")); len(after) > len(before) {
+		t.Errorf("runc bundles left behind: %v", after)
+	}
+}
