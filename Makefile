@@ -4,8 +4,10 @@ PKGS := ./...
 
 .PHONY: build test bench vet fmt clean
 
+# Static (no cgo): sandbox inits re-execute this binary, and a static one
+# starts faster (docs/performance.md).
 build:
-	$(GO) build -o bin/kavach ./cmd/kavach
+	CGO_ENABLED=0 $(GO) build -o bin/kavach ./cmd/kavach
 
 test:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
