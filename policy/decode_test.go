@@ -125,7 +125,8 @@ func TestParseJSONErrors(t *testing.T) {
 		{"mount not object", `{"filesystem":{"mounts":["/a:/a"]}}`, "filesystem.mounts[0]", nil},
 		{"mount null", `{"filesystem":{"mounts":[null]}}`, "filesystem.mounts[0]", nil},
 		{"mount mode bool", `{"filesystem":{"mounts":[{"source":"/a","dest":"/a","mode":true}]}}`, "filesystem.mounts[0].mode", nil},
-		{"env value number", `{"env":{"A":1}}`, "env", nil},
+		{"env value array", `{"env":{"A":[1]}}`, "env", nil},
+		{"env value object", `{"env":{"A":{}}}`, "env", nil},
 		{"env value NUL", `{"env":{"A":"x\u0000"}}`, "env", nil},
 		{"allow NUL", `{"network":{"mode":"allowlist","allow":["a.com\u0000b"]}}`, "network.allow[0]", nil},
 		{"seccomp_allow control character", `{"seccomp_allow":["read","\u0007"]}`, "seccomp_allow[1]", nil},
@@ -445,7 +446,7 @@ type refFile struct {
 	Filesystem   *refFilesystem    `json:"filesystem"`
 	Network      *policy.Network   `json:"network"`
 	Limits       *refLimits        `json:"limits"`
-	Env          map[string]string `json:"env"`
+	Env          map[string]json.RawMessage `json:"env"`
 	InheritEnv   *bool             `json:"inherit_env"`
 	Workdir      *string           `json:"workdir"`
 	Hostname     *string           `json:"hostname"`
@@ -534,7 +535,14 @@ func (f *refFile) apply() (policy.Policy, error) {
 		}
 	}
 	if f.Env != nil {
-		p.Env = f.Env
+		p.Env = make(map[string]string, len(f.Env))
+		for k, raw := range f.Env {
+			v, err := refEnvValue(raw)
+			if err != nil {
+				return p, err
+			}
+			p.Env[k] = v
+		}
 	}
 	refSet(&p.InheritEnv, f.InheritEnv)
 	refSet(&p.Workdir, f.Workdir)
@@ -596,4 +604,36 @@ func refParseSize(s string) (policy.Size, error) {
 		return 0, errors.New("out of range")
 	}
 	return policy.Size(v), nil
+}
+
+// refEnvValue is the reference reading of an environment value: a string,
+// or a number or boolean as the text written.
+func refEnvValue(raw json.RawMessage) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		return string(raw), nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		return string(raw), nil
+	}
+	return "", fmt.Errorf("env value %s is not a string, number or boolean", raw)
+}
+
+// TestEnvScalarsAsText: numbers and booleans in env are the text written,
+// in JSON and in YAML.
+func TestEnvScalarsAsText(t *testing.T) {
+	want := map[string]string{"PORT": "8080", "RATE": "1.5e3", "NEG": "-2", "DEBUG": "true", "QUIET": "false", "NAME": "x"}
+	p, err := policy.ParseJSON([]byte(`{"env":{"PORT":8080,"RATE":1.5e3,"NEG":-2,"DEBUG":true,"QUIET":false,"NAME":"x"}}`))
+	if err != nil || !reflect.DeepEqual(p.Env, want) {
+		t.Fatalf("json: %v %v", p.Env, err)
+	}
+	p, err = policy.ParseYAML([]byte("env:\n  PORT: 8080\n  RATE: 1.5e3\n  NEG: -2\n  DEBUG: true\n  QUIET: false\n  NAME: x\n"))
+	if err != nil || !reflect.DeepEqual(p.Env, want) {
+		t.Fatalf("yaml: %v %v", p.Env, err)
+	}
 }

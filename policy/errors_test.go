@@ -106,7 +106,7 @@ func TestDecodeErrorsClipInput(t *testing.T) {
 		{"long unknown key", `{"` + long + `":1}`},
 		{"long nested unknown key", `{"limits":{"a.` + long + `":1}}`},
 		{"long duplicate env", `{"env":{"` + long + `":"1","` + long + `":"2"}}`},
-		{"long env value type", `{"env":{"` + long + `":1}}`},
+		{"long env value type", `{"env":{"` + long + `":[1]}}`},
 		{"long extends", `{"extends":"` + long + `"}`},
 		{"long seccomp", `{"seccomp":"` + long + `"}`},
 		{"long host", `{"network":{"allow":["@` + long + `"]}}`},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -391,13 +392,28 @@ func (d *decoder) env() (map[string]string, *fileError) {
 		if _, dup := env[name]; dup {
 			return nil, &fileError{class: ErrDuplicateField, msg: "variable " + quote(name) + " given more than once"}
 		}
-		v, err := d.stringValue(nil)
+		v, err := d.envValue()
 		if err != nil {
 			err.msg = "variable " + quote(name) + ": " + err.msg
 			return nil, err
 		}
 		env[name] = v
 	}
+}
+
+// envValue reads an environment value: a string, or a number or boolean
+// taken as the text written (`PORT: 8080` in YAML is "8080"; `1e3` stays
+// "1e3"). null is an error: an unset value is not an empty one.
+func (d *decoder) envValue() (string, *fileError) {
+	switch c := d.skipSpace(); {
+	case c == 't' || c == 'f':
+		b, err := d.boolean()
+		return strconv.FormatBool(b), err
+	case c == '-' || c >= '0' && c <= '9':
+		text, err := d.number("a string")
+		return string(text), err
+	}
+	return d.stringValue(nil)
 }
 
 // toPolicy applies f over the preset named by extends and validates the
