@@ -439,19 +439,19 @@ func BenchmarkPolicyDecodeJSONReference(b *testing.B) {
 // did before it had its own decoder, kept here only to test against.
 
 type refFile struct {
-	Extends      string            `json:"extends"`
-	Name         *string           `json:"name"`
-	Seccomp      *string           `json:"seccomp"`
-	SeccompAllow []string          `json:"seccomp_allow"`
-	Filesystem   *refFilesystem    `json:"filesystem"`
-	Network      *policy.Network   `json:"network"`
-	Limits       *refLimits        `json:"limits"`
+	Extends      string                     `json:"extends"`
+	Name         *string                    `json:"name"`
+	Seccomp      *string                    `json:"seccomp"`
+	SeccompAllow []string                   `json:"seccomp_allow"`
+	Filesystem   *refFilesystem             `json:"filesystem"`
+	Network      *policy.Network            `json:"network"`
+	Limits       *refLimits                 `json:"limits"`
 	Env          map[string]json.RawMessage `json:"env"`
-	InheritEnv   *bool             `json:"inherit_env"`
-	Workdir      *string           `json:"workdir"`
-	Hostname     *string           `json:"hostname"`
-	UserNS       *bool             `json:"user_namespace"`
-	BestEffort   *bool             `json:"best_effort"`
+	InheritEnv   *bool                      `json:"inherit_env"`
+	Workdir      *string                    `json:"workdir"`
+	Hostname     *string                    `json:"hostname"`
+	UserNS       *bool                      `json:"user_namespace"`
+	BestEffort   *bool                      `json:"best_effort"`
 }
 
 type refFilesystem struct {
