@@ -28,7 +28,8 @@ import (
 // one.
 //
 // A Builder used in one expression, as above, lives on the caller's stack:
-// building a configuration does not allocate beyond what the policy holds.
+// building a configuration does not allocate unless a list setter (Env,
+// Mount, AllowHosts, SeccompAllow, Hook, Secret) is used.
 type Builder struct {
 	backend  backend.Name
 	base     policy.Policy

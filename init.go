@@ -3,9 +3,9 @@ package kavach
 import "github.com/kavach-sandbox/kavach/internal/reexec"
 
 // Init must be the first call in the main function of any program that
-// creates sandboxes. kavach starts each process sandbox's init, and the
-// helper that installs seccomp filters and secret descriptors in container
-// execs, by re-executing the current binary; in that child, Init runs the
+// creates sandboxes. kavach starts each process sandbox's init, and gVisor's
+// exec helper (for secret descriptors, and for the seccomp filter off
+// amd64), by re-executing the current binary; in that child, Init runs the
 // entry point and never returns. In every other process it returns false
 // at once. (gVisor's reaper does not need it: it runs from a package init.)
 //

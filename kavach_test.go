@@ -512,8 +512,8 @@ func BenchmarkConfigBuild(b *testing.B) {
 	}
 }
 
-// BenchmarkConfigBuildFull builds the full chain of the README's example
-// (the Env call makes the one allocation: the policy's environment map).
+// BenchmarkConfigBuildFull builds a chain with every scalar setter and Env
+// (Env makes the allocations: the builder's list and the policy's map).
 func BenchmarkConfigBuildFull(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {

@@ -100,7 +100,8 @@ func (s *Store) Plan(bindings []Binding) (*Injection, error) {
 
 // CheckConflicts finds the first binding that takes a channel an earlier
 // binding already holds: two bindings of one env var or fd, two stdin
-// bindings, or two proxy bindings of one secret. It returns that binding's
+// bindings, or two proxy bindings of one secret. A proxy binding also holds
+// the env var named after its secret, where its placeholder lives. It returns that binding's
 // index and an error wrapping ErrConflict naming the channel, or -1 and nil
 // when every binding has a channel of its own. Plan runs the same check;
 // callers run it early to reject a configuration before any exec.
@@ -184,8 +185,9 @@ func (inj *Injection) ownString(prefix string, v []byte) string {
 }
 
 // Zero overwrites every byte of the injection (Env strings included) and
-// clears its fields. Call it once the process has started, and only after
-// the pipes returned by ExtraFiles have been written (PipeFor copies).
+// clears its fields. Call it once the process has started (its Env strings
+// are no longer in use); values given to ExtraFiles and PipeFor have
+// already been copied.
 func (inj *Injection) Zero() {
 	for _, b := range inj.bufs {
 		clear(b)

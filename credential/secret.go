@@ -1,6 +1,7 @@
 // Package credential keeps the secrets a sandbox may use and plans how they
 // are injected: through an environment variable, stdin, an inherited pipe
-// on a chosen file descriptor, or (later) substitution by the egress proxy.
+// on a chosen file descriptor, or substitution by the egress proxy
+// (MethodProxy).
 //
 // Values are read once, kept in memory only, never written to disk by this
 // package and never included in errors or formatted output. Go cannot

@@ -218,8 +218,10 @@ type basis struct {
 const NumModifiers = 7
 
 // Score is a computed strength score. It is a small value (24 bytes, passed
-// in registers) computed without allocating; its label and breakdown are
-// derived from it on demand. It encodes to JSON as {"value", "label",
+// in registers: the value, the packed layers and a pointer to a backend's
+// reasons for lost layers) computed without allocating unless a backend
+// gives such reasons; its label and breakdown are derived from it on
+// demand. It encodes to JSON as {"value", "label",
 // "modifiers"} and decodes back (UnmarshalJSON). Compare scores by Value or
 // String: == also compares the identity of the reasons a backend gave.
 type Score struct {

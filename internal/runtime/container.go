@@ -146,8 +146,9 @@ func (c *Container) Resume(ctx context.Context) error {
 	return c.rt.Resume(ctx, c.id)
 }
 
-// Destroy kills every process, deletes the container (its cgroups with it)
-// and removes the bundle and work directory. It is idempotent.
+// Destroy kills every process, deletes the container (its cgroups with it),
+// waits for gVisor's reaper to exit (at most 5 s) and removes the bundle
+// and work directory. It is idempotent.
 func (c *Container) Destroy(ctx context.Context) error {
 	c.destroyMu.Lock()
 	defer c.destroyMu.Unlock()

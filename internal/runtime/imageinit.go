@@ -8,8 +8,8 @@ import (
 	goruntime "runtime"
 )
 
-// An image root may hold no shell and no C library, and kavach's own
-// binary is usually dynamically linked, so neither can be the container's
+// An image root may hold no shell and no C library, and a program that
+// embeds kavach may be dynamically linked, so neither can be the container's
 // init there. kavach writes a 188-byte static x86-64 ELF instead: it sets
 // SIGCHLD to SIG_IGN (the kernel then reaps orphans of exec'd commands at
 // once) and pauses forever. As PID 1 of the container's pid namespace it
