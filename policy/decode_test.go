@@ -301,6 +301,7 @@ var validCorpus = []string{
 	` { } `,
 	`{"extends":"minimal"}`, `{"extends":"basic"}`, `{"extends":"strict"}`, `{"extends":" Basic "}`,
 	`{"extends":"none","seccomp":"off","network":{"mode":"on"}}`,
+	`{"env":{"P":8080,"R":1.5E+3,"N":-0,"Z":0.10,"T":true,"F":false,"H":123456789012345678901234567890e-999}}`,
 	string(benchJSON),
 	`{"name":"mine","seccomp":"basic","filesystem":{"read_only_root":false,"tmp_size":"64M",
 		"mounts":[{"source":"/data","dest":"/in","mode":"ro"},{"mode":"rw","dest":"/out","source":"/out"}]},
@@ -635,5 +636,16 @@ func TestEnvScalarsAsText(t *testing.T) {
 	p, err = policy.ParseYAML([]byte("env:\n  PORT: 8080\n  RATE: 1.5e3\n  NEG: -2\n  DEBUG: true\n  QUIET: false\n  NAME: x\n"))
 	if err != nil || !reflect.DeepEqual(p.Env, want) {
 		t.Fatalf("yaml: %v %v", p.Env, err)
+	}
+	// In YAML every number or boolean spelling is kept as written.
+	yamlWant := map[string]string{"MODE": "0755", "ZIP": "01234", "HEX": "0x1F", "BIG": "1_000", "HALF": ".5",
+		"PLUS": "+1", "YES": "True", "INF": ".inf"}
+	p, err = policy.ParseYAML([]byte("env:\n  MODE: 0755\n  ZIP: 01234\n  HEX: 0x1F\n  BIG: 1_000\n  HALF: .5\n  PLUS: +1\n  YES: True\n  INF: .inf\n"))
+	if err != nil || !reflect.DeepEqual(p.Env, yamlWant) {
+		t.Fatalf("yaml spellings: %v %v", p.Env, err)
+	}
+	// Outside env, the same spellings are still refused.
+	if _, err := policy.ParseYAML([]byte("limits:\n  pids: 0x10\n")); err == nil {
+		t.Fatal("pids: 0x10 accepted")
 	}
 }

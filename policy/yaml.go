@@ -91,6 +91,9 @@ type yamlConverter struct {
 	aliases int          // depth of alias expansion at the current node
 	aliasAt int          // len(out) when the outermost alias being expanded began
 	aliased int          // bytes written by outermost aliases already expanded
+	// asText is set while the top-level env mapping is converted: its
+	// numbers and booleans are taken as the text written (0755, True).
+	asText bool
 }
 
 // value writes the JSON form of n. Errors carry the path below n.
@@ -159,7 +162,11 @@ func (c *yamlConverter) mapping(n *yaml.Node) *fileError {
 		}
 		c.out = appendJSONString(c.out, key)
 		c.out = append(c.out, ':')
-		if err := c.value(n.Content[i+1]); err != nil {
+		env := len(c.open) == 1 && key == "env"
+		c.asText = c.asText || env
+		err = c.value(n.Content[i+1])
+		c.asText = c.asText && !env
+		if err != nil {
 			return err.in(keySegment(key))
 		}
 	}
@@ -201,25 +208,17 @@ func (c *yamlConverter) sequence(n *yaml.Node) *fileError {
 // scalar writes a scalar by its resolved tag.
 func (c *yamlConverter) scalar(n *yaml.Node) *fileError {
 	switch tag := n.ShortTag(); tag {
+	case "!!int", "!!float", "!!bool":
+		if c.asText { // an environment value: the text as written
+			c.out = appendJSONString(c.out, n.Value)
+			return nil
+		}
+		return c.typedScalar(n, tag)
 	case "!!str", "!!timestamp":
 		if !utf8.ValidString(n.Value) {
 			return wrongValue("invalid UTF-8 in string")
 		}
 		c.out = appendJSONString(c.out, n.Value)
-	case "!!int", "!!float":
-		if !isJSONNumber(n.Value) {
-			return wrongValue("want a decimal number, got %s %s", tag, quote(n.Value))
-		}
-		c.out = append(c.out, n.Value...)
-	case "!!bool":
-		switch n.Value {
-		case "true", "True", "TRUE":
-			c.out = append(c.out, "true"...)
-		case "false", "False", "FALSE":
-			c.out = append(c.out, "false"...)
-		default:
-			return wrongValue("!!bool %s is not true or false", quote(n.Value))
-		}
 	case "!!null":
 		switch n.Value {
 		case "", "~", "null", "Null", "NULL":
@@ -229,6 +228,27 @@ func (c *yamlConverter) scalar(n *yaml.Node) *fileError {
 		}
 	default:
 		return unsupportedTag(tag)
+	}
+	return nil
+}
+
+// typedScalar writes a number, which must already be a JSON number, or a
+// boolean.
+func (c *yamlConverter) typedScalar(n *yaml.Node, tag string) *fileError {
+	if tag != "!!bool" {
+		if !isJSONNumber(n.Value) {
+			return wrongValue("want a decimal number, got %s %s", tag, quote(n.Value))
+		}
+		c.out = append(c.out, n.Value...)
+		return nil
+	}
+	switch n.Value {
+	case "true", "True", "TRUE":
+		c.out = append(c.out, "true"...)
+	case "false", "False", "FALSE":
+		c.out = append(c.out, "false"...)
+	default:
+		return wrongValue("!!bool %s is not true or false", quote(n.Value))
 	}
 	return nil
 }
