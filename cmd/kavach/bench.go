@@ -291,9 +291,11 @@ func wasmVariant(ctx context.Context) (*variant, func(), error) {
 }
 
 // runcVariant is a peer: `runc run` of a minimal bundle (runc's default
-// spec — new pid, mount, net, ipc and uts namespaces — over the host's root,
-// read-only), without kavach. Each run creates, starts and deletes a
-// container. The cleanup removes the bundle and runc's state directory.
+// spec — new pid, mount, net, ipc and uts namespaces — over a read-only root
+// holding the host's /usr), without kavach. Each run creates, starts and
+// deletes a container. A trial run decides whether the peer takes part. The
+// cleanup removes the bundle, runc's state directory and the cgroup parent
+// every run used.
 func runcVariant(ctx context.Context) (*variant, func(), error) {
 	runc, err := exec.LookPath("runc")
 	if err != nil {
@@ -303,31 +305,53 @@ func runcVariant(ctx context.Context) (*variant, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanup := func() { _ = os.RemoveAll(dir) }
+	cgroup := fmt.Sprintf("kavach-bench-%d", os.Getpid())
+	cleanup := func() {
+		_ = os.RemoveAll(dir)
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroup))
+		for _, d := range append(dirs, filepath.Join("/sys/fs/cgroup", cgroup)) {
+			_ = os.Remove(d)
+		}
+	}
 	bundle, state := filepath.Join(dir, "bundle"), filepath.Join(dir, "state")
-	if err := writeRuncBundle(ctx, runc, bundle); err != nil {
+	if err := writeRuncBundle(ctx, runc, bundle, "/"+cgroup); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	var seq atomic.Int64
-	return &variant{name: runcVariantName, run: func(ctx context.Context) (func(), error) {
-		id := fmt.Sprintf("kavach-bench-%d-%d", os.Getpid(), seq.Add(1))
-		out, err := exec.CommandContext(ctx, runc, "--root", state, "run", "--bundle", bundle, id).CombinedOutput()
+	run := func(ctx context.Context) (func(), error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// Not killed with ctx: a runc killed before it saved its state
+		// leaves cgroups that nothing could delete. /bin/true is quick.
+		id := fmt.Sprintf("%s-%d", cgroup, seq.Add(1))
+		out, err := exec.Command(runc, "--root", state, "run", "--bundle", bundle, id).CombinedOutput()
 		if err != nil {
 			_ = exec.Command(runc, "--root", state, "delete", "--force", id).Run()
 			return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 		}
 		return nil, nil
-	}}, cleanup, nil
+	}
+	if _, err := run(ctx); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("trial run: %w", err)
+	}
+	return &variant{name: runcVariantName, run: run}, cleanup, nil
 }
 
-// writeRuncBundle writes runc's default spec, changed to run /bin/true
-// without a terminal in a read-only root holding the host's /usr.
-func writeRuncBundle(ctx context.Context, runc, bundle string) error {
+// writeRuncBundle writes runc's default spec (rootless when not root),
+// changed to run /bin/true without a terminal in a read-only root holding
+// the host's /usr, in the cgroup cgroupsPath (as root).
+func writeRuncBundle(ctx context.Context, runc, bundle, cgroupsPath string) error {
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		return err
 	}
-	if out, err := exec.CommandContext(ctx, runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+	args := []string{"spec", "--bundle", bundle}
+	if os.Geteuid() != 0 {
+		args = append(args, "--rootless")
+	}
+	if out, err := exec.CommandContext(ctx, runc, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("runc spec: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	path := filepath.Join(bundle, "config.json")
@@ -348,6 +372,9 @@ func writeRuncBundle(ctx context.Context, runc, bundle string) error {
 		return errors.New("runc spec: no process")
 	}
 	proc["terminal"], proc["args"] = false, []string{"/bin/true"}
+	if linux, _ := spec["linux"].(map[string]any); linux != nil && os.Geteuid() == 0 {
+		linux["cgroupsPath"] = cgroupsPath
+	}
 	mounts, _ := spec["mounts"].([]any)
 	spec["mounts"] = append(mounts, map[string]any{"destination": "/usr", "type": "bind", "source": "/usr",
 		"options": []string{"rbind", "ro", "nosuid", "nodev"}})

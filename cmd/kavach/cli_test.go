@@ -351,3 +351,27 @@ func TestBench(t *testing.T) {
 		t.Errorf("runc bundles left behind: %v", after)
 	}
 }
+
+// TestBenchInterrupted: a bench stopped by SIGINT in the middle of its runs
+// leaves no runc bundle and no cgroup of its runc peer behind.
+func TestBenchInterrupted(t *testing.T) {
+	processAvailable(t)
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc not installed")
+	}
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "kavach-bench-runc-*"))
+	cmd := exec.Command(bin, "bench", "-n", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // into the interleaved runs
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+	cgroups, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", fmt.Sprintf("kavach-bench-%d*", cmd.Process.Pid)))
+	if len(cgroups) > 0 {
+		t.Errorf("cgroups left behind: %v", cgroups)
+	}
+	if after, _ := filepath.Glob(filepath.Join(os.TempDir(), "kavach-bench-runc-*")); len(after) > len(before) {
+		t.Errorf("runc bundles left behind: %v", after)
+	}
+}
