@@ -8,6 +8,8 @@ import "github.com/kavach-sandbox/kavach/internal/reexec"
 // amd64), by re-executing the current binary; in that child, Init runs the
 // entry point and never returns. In every other process it returns false
 // at once. (gVisor's reaper does not need it: it runs from a package init.)
+// Package init functions run in those children too, before Init is
+// reached: keep side effects out of init.
 //
 //	func main() {
 //		kavach.Init()

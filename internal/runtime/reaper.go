@@ -33,11 +33,21 @@ const reaperName = "kavach-reaper"
 
 // The reaper runs from this package's init, before the program's main: a
 // program that never calls kavach.Init() (it runs no process sandboxes)
-// must not have its main re-run by a reaper.
+// must not have its main re-run by a reaper. The init functions of
+// packages that do not depend on this one may run before it, as in every
+// re-executed kavach child. A process is a reaper only when started the
+// way kavach starts one: argv[0] and a command, and a pipe on fd 3 for the
+// status; anything else runs the program as usual.
 func init() {
-	if len(os.Args) > 1 && os.Args[0] == reaperName {
+	if len(os.Args) > 1 && os.Args[0] == reaperName && isPipe(reaperStatusFD) {
 		reaperMain()
 	}
+}
+
+// isPipe reports whether fd is an open pipe.
+func isPipe(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
 }
 
 // reaperStatusFD is the reaper's descriptor on which it reports the exit

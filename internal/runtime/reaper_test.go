@@ -134,3 +134,26 @@ func TestReaperSurvivesCancel(t *testing.T) {
 		t.Fatal("the reaper did not exit after its last child")
 	}
 }
+
+// TestReaperNeedsItsStatusPipe: argv[0] alone does not make a program a
+// reaper; without the status pipe on fd 3 it runs its own main.
+func TestReaperNeedsItsStatusPipe(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "noinit")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/noinit").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "not-a-pipe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, extra := range [][]*os.File{nil, {f}} {
+		cmd := exec.Command(bin, "/bin/sh", "-c", "echo ran-as-reaper")
+		cmd.Args[0] = reaperName
+		cmd.ExtraFiles = extra
+		out, _ := cmd.Output()
+		if string(out) != "main ran\n" {
+			t.Errorf("fd 3 %v: stdout %q, want the program's own main", extra, out)
+		}
+	}
+}
