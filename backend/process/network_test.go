@@ -3,10 +3,6 @@ package process
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -135,13 +131,7 @@ func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
 }
 
 func TestSecretSubstitutedOverTLS(t *testing.T) {
-	seen := make(chan string, 1)
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.Header.Get("Authorization")
-		fmt.Fprintf(w, "tls auth=%s", r.Header.Get("Authorization")) // echoes what it got
-	}))
-	defer srv.Close()
-	port := fmt.Sprint(srv.Listener.Addr().(*net.TCPAddr).Port)
+	srv, port, seen := egresstest.TLSUpstream(t, 1)
 	secret := "sk_live_0123456789abcdefGHIJKLMNOP"
 	placeholder := egress.GeneratePlaceholder([]byte(secret))
 	bound, _ := egress.ParseRule("example.com:" + port)

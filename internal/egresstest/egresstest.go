@@ -56,6 +56,23 @@ func Upstream(t testing.TB, body string) (addr, port string) {
 	return addr, addr[strings.LastIndexByte(addr, ':')+1:]
 }
 
+// TLSUpstream starts a loopback HTTPS server, closed when the test ends,
+// whose certificate names example.com and which answers "tls auth=" and the
+// Authorization header it received. Each request's header is also sent on
+// the returned channel (buffered for n requests). It returns the server,
+// for its certificate, and its port.
+func TLSUpstream(t testing.TB, n int) (srv *httptest.Server, port string, auth <-chan string) {
+	t.Helper()
+	seen := make(chan string, n)
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("Authorization")
+		fmt.Fprintf(w, "tls auth=%s", r.Header.Get("Authorization")) // echoes what it got
+	}))
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	return srv, addr[strings.LastIndexByte(addr, ':')+1:], seen
+}
+
 // Resolver resolves the names of the map to their address and fails for
 // every other name.
 func Resolver(names map[string]string) func(ctx context.Context, host string) ([]netip.Addr, error) {

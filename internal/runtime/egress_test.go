@@ -3,10 +3,6 @@ package runtime
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -103,13 +99,7 @@ func TestSecretSubstitutedOnlyForBoundHost(t *testing.T) {
 }
 
 func TestSecretSubstitutedOverTLS(t *testing.T) {
-	seen := make(chan string, 4)
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.Header.Get("Authorization")
-		fmt.Fprintf(w, "tls auth=%s", r.Header.Get("Authorization")) // echoes what it got
-	}))
-	defer srv.Close()
-	port := fmt.Sprint(srv.Listener.Addr().(*net.TCPAddr).Port)
+	srv, port, seen := egresstest.TLSUpstream(t, 4)
 	secret := "sk_live_0123456789abcdefGHIJKLMNOP"
 	placeholder := egress.GeneratePlaceholder([]byte(secret))
 	bound, _ := egress.ParseRule("example.com:" + port)
