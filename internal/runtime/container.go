@@ -165,6 +165,7 @@ func (c *Container) Destroy(ctx context.Context) error {
 	}
 	c.destroyed = true
 	c.reaper.wait(reaperWait)
+	removeCgroups(c.id)
 	if c.bundle != nil {
 		return c.bundle.Remove()
 	}

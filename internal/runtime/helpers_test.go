@@ -127,10 +127,8 @@ func assertGone(t *testing.T, c *Container) {
 	if _, err := os.Stat(c.bundle.Dir); !os.IsNotExist(err) {
 		t.Errorf("bundle %s left behind (%v)", c.bundle.Dir, err)
 	}
-	for _, ctrl := range []string{"memory", "pids", "cpu", "freezer"} {
-		if _, err := os.Stat(filepath.Join(cgroupRoot, ctrl, cgroupParent, c.id)); !os.IsNotExist(err) {
-			t.Errorf("cgroup %s/%s left behind", ctrl, c.id)
-		}
+	if dirs := cgroupsNaming(c.id); len(dirs) > 0 {
+		t.Errorf("cgroups of %s left behind: %v", c.id, dirs)
 	}
 	if pids := processesNaming(c.id); len(pids) > 0 {
 		t.Errorf("processes naming %s left behind: %v", c.id, pids)
@@ -160,4 +158,12 @@ func processesNaming(s string) []int {
 		}
 	}
 	return pids
+}
+
+// cgroupsNaming lists the cgroup directories, in every hierarchy, whose
+// name contains s.
+func cgroupsNaming(s string) []string {
+	v1, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, "*"+s+"*"))
+	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, cgroupParent, "*"+s+"*"))
+	return append(v1, v2...)
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kavach-sandbox/kavach/backend"
 )
 
 // ppid returns the parent of pid, or 0 when pid does not exist.
@@ -154,6 +157,29 @@ func TestReaperNeedsItsStatusPipe(t *testing.T) {
 		out, _ := cmd.Output()
 		if string(out) != "main ran\n" {
 			t.Errorf("fd 3 %v: stdout %q, want the program's own main", extra, out)
+		}
+	}
+}
+
+// TestCancelledCreateLeavesNothing: a create whose context ends while
+// runsc starts the sandbox leaves no container, process or cgroup behind,
+// whatever point the runtime had reached.
+func TestCancelledCreateLeavesNothing(t *testing.T) {
+	requireRuntime(t, Runsc)
+	d := NewDriver(backend.GVisor, Runsc)
+	for _, deadline := range []time.Duration{30 * time.Millisecond, 90 * time.Millisecond, 150 * time.Millisecond} {
+		name := fmt.Sprintf("cancelled-%d", deadline.Milliseconds())
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		inst, err := d.Create(ctx, &backend.Spec{ID: name, Policy: testPolicy(), Env: testEnv})
+		cancel()
+		if err == nil {
+			_ = inst.Destroy(context.Background())
+		}
+		if dirs := cgroupsNaming(name); len(dirs) > 0 {
+			t.Errorf("deadline %v: cgroups left behind: %v", deadline, dirs)
+		}
+		if pids := processesNaming(name); len(pids) > 0 {
+			t.Errorf("deadline %v: processes left behind: %v", deadline, pids)
 		}
 	}
 }

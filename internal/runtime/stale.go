@@ -82,8 +82,8 @@ func processStart(pid int) (uint64, error) {
 	return strconv.ParseUint(f[19], 10, 64)
 }
 
-// CleanupStale deletes the containers and bundles that kavach processes
-// which no longer run left under this runtime's root. It is best effort:
+// CleanupStale deletes the containers, bundles and empty cgroups that
+// kavach processes which no longer run left under this runtime's root. It is best effort:
 // what cannot be removed now is retried by the next kavach process.
 func CleanupStale(ctx context.Context, r *Runtime) {
 	ids, _ := r.List(ctx)
@@ -97,5 +97,23 @@ func CleanupStale(ctx context.Context, r *Runtime) {
 		if strings.HasPrefix(e.Name(), idPrefix) && !ownerAlive(e.Name()) {
 			_ = os.RemoveAll(filepath.Join(BundleDir(), e.Name()))
 		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, idPrefix+"*"))
+	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, cgroupParent, idPrefix+"*"))
+	for _, d := range append(dirs, v2...) {
+		if !ownerAlive(filepath.Base(d)) {
+			_ = os.Remove(d)
+		}
+	}
+}
+
+// removeCgroups removes the container's cgroup directories that are left
+// once the runtime deleted it (or never recorded it: a runtime killed
+// during create may have made them already). rmdir only succeeds on an
+// empty cgroup, so a live container's are never touched.
+func removeCgroups(id string) {
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, id))
+	for _, d := range append(dirs, filepath.Join(cgroupRoot, cgroupParent, id)) {
+		_ = os.Remove(d)
 	}
 }
