@@ -72,11 +72,6 @@ func urlContains(req *http.Request, ph string) bool {
 		strings.Contains(u.Path, ph) || u.User != nil && strings.Contains(u.User.String(), ph)
 }
 
-// requestContains reports whether ph occurs anywhere in the request line or headers.
-func requestContains(req *http.Request, ph string) bool {
-	return headersContain(req, ph) || urlContains(req, ph)
-}
-
 // substitute replaces s.placeholder with s.secret in req's header values.
 func substitute(req *http.Request, s substitution) {
 	for name, vs := range req.Header {
@@ -118,22 +113,4 @@ func decodeBasic(v string) string {
 		return ""
 	}
 	return string(b)
-}
-
-// escapeAll percent-encodes every byte outside the RFC 3986 unreserved set,
-// which is safe in both a path segment and a query value.
-func escapeAll(s string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
 }

@@ -69,10 +69,7 @@ func TestCrunRuncHaveNoReaper(t *testing.T) {
 // a reaper when started as one, instead of running its main again (which
 // would create another sandbox, and another reaper, and so on).
 func TestReaperRunsBeforeMain(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "noinit")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/noinit").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildNoInit(t)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -141,10 +138,7 @@ func TestReaperSurvivesCancel(t *testing.T) {
 // TestReaperNeedsItsStatusPipe: argv[0] alone does not make a program a
 // reaper; without the status pipe on fd 3 it runs its own main.
 func TestReaperNeedsItsStatusPipe(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "noinit")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/noinit").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildNoInit(t)
 	f, err := os.Create(filepath.Join(t.TempDir(), "not-a-pipe"))
 	if err != nil {
 		t.Fatal(err)
@@ -182,4 +176,15 @@ func TestCancelledCreateLeavesNothing(t *testing.T) {
 			t.Errorf("deadline %v: processes left behind: %v", deadline, pids)
 		}
 	}
+}
+
+// buildNoInit builds testdata/noinit, a program that links the runtime but
+// never calls kavach.Init.
+func buildNoInit(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "noinit")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/noinit").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
