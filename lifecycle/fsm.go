@@ -43,15 +43,28 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // States lists every state in order.
 func States() []State { return []State{Created, Running, Paused, Stopped, Destroyed} }
 
-// allowed[from] is a bit set of the states reachable from "from". It has an
-// entry for every uint8 so that a lookup needs no bounds check: states
-// outside the machine have no bits, and neither do bits 5 to 7.
-var allowed = [256]uint8{
-	Created: 1<<Running | 1<<Destroyed,
-	Running: 1<<Paused | 1<<Stopped | 1<<Destroyed,
-	Paused:  1<<Running | 1<<Stopped | 1<<Destroyed,
-	Stopped: 1 << Destroyed,
+// transitions are the allowed transitions of SPEC §5, and no others.
+var transitions = [...][2]State{
+	{Created, Running}, {Created, Destroyed},
+	{Running, Paused}, {Running, Stopped}, {Running, Destroyed},
+	{Paused, Running}, {Paused, Stopped}, {Paused, Destroyed},
+	{Stopped, Destroyed},
 }
+
+// allowed answers every (from, to) pair of uint8 states with one load:
+// it is indexed by from<<8|to, so no index needs a bounds check and no
+// answer a branch, and only the entries of transitions are true. Its
+// 64 KiB are zero-filled, and the entries init writes all lie in the first
+// kilobyte: at most two of its pages are ever backed by memory.
+var allowed [1 << 16]bool
+
+func init() {
+	for _, t := range transitions {
+		allowed[pair(t[0], t[1])] = true
+	}
+}
+
+func pair(from, to State) uint16 { return uint16(from)<<8 | uint16(to) }
 
 // ErrTransition is wrapped by every rejected transition.
 var ErrTransition = errors.New("invalid lifecycle transition")
@@ -68,7 +81,7 @@ func (e *TransitionError) Unwrap() error { return ErrTransition }
 
 // CanTransition reports whether from → to is one of the allowed transitions.
 func CanTransition(from, to State) bool {
-	return to < numStates && allowed[from]>>to&1 != 0
+	return allowed[pair(from, to)]
 }
 
 // Check returns nil for an allowed transition and a *TransitionError otherwise.

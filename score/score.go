@@ -162,7 +162,7 @@ func (s set) within(caps set) set {
 
 // points[shared][s] is the sum of the modifiers of the enforced set s on a
 // backend that shares the host kernel (1) or not (0).
-var points = func() (t [2][numSets]int8) {
+var points = func() (t [2][1 << 8]int8) {
 	for s := range set(numSets) {
 		var p int8
 		switch s & setLevel {
@@ -207,11 +207,33 @@ type Modifier struct {
 	Reason  string `json:"reason"`
 }
 
-// basis is what a breakdown is derived from.
-type basis struct {
-	asked, got   set
-	shared, noop bool
+// basis is what a breakdown is derived from, packed into one word: the
+// layers asked (bits 0-7), the layers enforced (bits 8-15) and the
+// backend's kind. A word and not a struct of four bytes: Go stores such a
+// struct byte by byte and then copies the Score with wider loads, which
+// the CPU cannot forward from the narrower stores; that stall cost more
+// than the whole computation of a declared score.
+type basis uint32
+
+// Kind bits of a basis.
+const (
+	basisShared basis = 1 << 16
+	basisNoop   basis = 1 << 17
+)
+
+func makeBasis(asked, got set, shared, noop bool) basis {
+	return basis(asked) | basis(got)<<8 | Backend{SharedKernel: shared, Noop: noop}.kind()
 }
+
+// kind is the kind bits of a basis for b.
+func (b Backend) kind() basis {
+	return basis(b2i(b.SharedKernel))<<16 | basis(b2i(b.Noop))<<17
+}
+
+func (b basis) asked() set   { return set(b) }
+func (b basis) got() set     { return set(b >> 8) }
+func (b basis) shared() bool { return b&basisShared != 0 }
+func (b basis) noop() bool   { return b&basisNoop != 0 }
 
 // NumModifiers is the number of modifiers of SPEC §3: every breakdown lists
 // all of them, applied or not.
@@ -229,8 +251,7 @@ type Score struct {
 	Value int
 
 	// basis is what the breakdown is derived from: the layers asked by
-	// the policy and those enforced, and the backend's kind. Four fields
-	// keep Score in registers.
+	// the policy and those enforced, and the backend's kind.
 	basis basis
 	// why holds, per modifier, why an asked layer was not enforced; nil
 	// when the backend gave no reasons (always for a declared score).
@@ -265,7 +286,9 @@ func Declared(b Backend, p *policy.Policy, caps Layers) Score {
 	// Written out of inlinable pieces: this is the hot path of picking a
 	// backend and of every sandbox creation.
 	asked := levelOf(p.Seccomp) | policyFlags(p) | networkFlags(p.Network.Mode)
-	return newScore(b, asked, asked.within(levelOf(caps.Seccomp)|caps.flags()), nil)
+	can := levelOf(caps.Seccomp) | flag(caps.Filesystem, bitFilesystem) | flag(caps.NetworkOff, bitNetworkOff) |
+		flag(caps.NetworkAllowlist, bitNetworkAllowlist) | flag(caps.Limits, bitLimits)
+	return newScore(b, asked, asked.within(can), nil)
 }
 
 // Compute builds the score from the asked and the enforced layers. lost
@@ -283,11 +306,12 @@ func Compute(b Backend, asked, enforced Layers, lost map[string]string) Score {
 }
 
 func newScore(b Backend, asked, got set, why *[NumModifiers]string) Score {
-	v := 0
-	if !b.Noop {
-		v = min(max(b.Base+int(points[b2i(b.SharedKernel)][got]), 0), 100)
+	k := b.kind()
+	v := min(max(b.Base+int(points[k&basisShared>>16][got]), 0), 100)
+	if k&basisNoop != 0 {
+		v = 0
 	}
-	return Score{Value: v, basis: basis{asked, got, b.SharedKernel, b.Noop}, why: why}
+	return Score{Value: v, basis: basis(asked) | basis(got)<<8 | k, why: why}
 }
 
 func b2i(b bool) int {
@@ -307,7 +331,7 @@ func (s Score) Modifiers() [NumModifiers]Modifier {
 	if s.why != nil {
 		why = *s.why
 	}
-	secAsked, secGot := s.basis.asked&setLevel, s.basis.got&setLevel
+	secAsked, secGot := s.basis.asked()&setLevel, s.basis.got()&setLevel
 	mods := [NumModifiers]Modifier{
 		s.seccompOff(why[0]),
 		modifier(ModSeccompBasic, PointsSeccompBasic, secAsked == levelBasic, secGot == levelBasic, why[1]),
@@ -315,9 +339,9 @@ func (s Score) Modifiers() [NumModifiers]Modifier {
 	}
 	for i, b := range [...]set{setFilesystem, setNetworkOff, setNetworkAllowlist, setLimits} {
 		n := i + 3
-		mods[n] = modifier(modifierNames[n], modifierPoints[n], s.basis.asked&b != 0, s.basis.got&b != 0, why[n])
+		mods[n] = modifier(modifierNames[n], modifierPoints[n], s.basis.asked()&b != 0, s.basis.got()&b != 0, why[n])
 	}
-	if s.basis.noop {
+	if s.basis.noop() {
 		for i := range mods {
 			mods[i].Applied = false
 			mods[i].Reason = reasonNoop
@@ -372,10 +396,10 @@ func (s *Score) UnmarshalJSON(data []byte) error {
 		return fmt.Errorf("%w: value %d, label %q, %d modifiers", ErrInconsistent, in.Value, in.Label, len(in.Modifiers))
 	}
 	out := Score{Value: in.Value, basis: basisOf(in.Modifiers)}
-	if out.basis.noop && out.Value != 0 {
+	if out.basis.noop() && out.Value != 0 {
 		return fmt.Errorf("%w: a noop score is 0, not %d", ErrInconsistent, out.Value)
 	}
-	if why := lostReasons(in.Modifiers); why != ([NumModifiers]string{}) && !out.basis.noop {
+	if why := lostReasons(in.Modifiers); why != ([NumModifiers]string{}) && !out.basis.noop() {
 		out.why = &why
 	}
 	if mods := out.Modifiers(); !slices.Equal(mods[:], in.Modifiers) {
@@ -469,12 +493,9 @@ func foldKey(s string) string {
 // was asked only when no other level's line says "requested" (a policy
 // asks one level, which a backend may enforce as another).
 func basisOf(mods []Modifier) basis {
-	var b basis
 	if mods[0].Reason == reasonNoop {
-		b.noop = true
-		return b
+		return basisNoop
 	}
-	b.shared = mods[0].Reason != reasonOwnKernel
 	var applied, requested set
 	bits := [NumModifiers]set{0, levelBasic, levelAllowList, setFilesystem, setNetworkOff, setNetworkAllowlist, setLimits}
 	for i := 1; i < NumModifiers; i++ {
@@ -485,12 +506,11 @@ func basisOf(mods []Modifier) basis {
 			requested |= bits[i]
 		}
 	}
-	b.got = applied
-	b.asked = requested | applied&^setLevel
+	asked := requested | applied&^setLevel
 	if requested&setLevel == levelOff {
-		b.asked |= applied & setLevel
+		asked |= applied & setLevel
 	}
-	return b
+	return makeBasis(asked, applied, mods[0].Reason != reasonOwnKernel, false)
 }
 
 func modifier(name string, points int, asked, got bool, why string) Modifier {
@@ -510,9 +530,9 @@ func modifier(name string, points int, asked, got bool, why string) Modifier {
 
 func (s Score) seccompOff(why string) Modifier {
 	m := Modifier{Name: ModSeccompOff, Points: PointsSeccompOff}
-	asked, got := s.basis.asked&setLevel, s.basis.got&setLevel
+	asked, got := s.basis.asked()&setLevel, s.basis.got()&setLevel
 	switch {
-	case !s.basis.shared:
+	case !s.basis.shared():
 		m.Reason = reasonOwnKernel
 	case got == levelOff && asked != levelOff:
 		m.Applied = true
