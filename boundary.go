@@ -21,17 +21,25 @@ var ErrStdinConflict = errors.New("stdin is already used by a secret")
 
 // newGate builds the sandbox's gate from its policy and registers every
 // secret the sandbox can see, so that they are redacted wherever they appear.
+// With the gate turned off it returns a gate that looks only for those
+// secrets, or nil when there are none: registered secrets are redacted
+// whatever the gate's setting.
 func newGate(cfg *Config) (*gate.Gate, error) {
-	if cfg.GateOff {
+	var g *gate.Gate
+	switch {
+	case cfg.GateOff && cfg.Credentials == nil:
 		return nil, nil
-	}
-	p := gate.DefaultPolicy()
-	if cfg.Gate != nil {
-		p = *cfg.Gate
-	}
-	g, err := gate.New(p)
-	if err != nil {
-		return nil, fmt.Errorf("%w: gate: %w", ErrConfig, err)
+	case cfg.GateOff:
+		g = gate.NewSecretsOnly()
+	default:
+		p := gate.DefaultPolicy()
+		if cfg.Gate != nil {
+			p = *cfg.Gate
+		}
+		var err error
+		if g, err = gate.New(p); err != nil {
+			return nil, fmt.Errorf("%w: gate: %w", ErrConfig, err)
+		}
 	}
 	if cfg.Credentials != nil {
 		for name, v := range cfg.Credentials.Values() {
@@ -84,6 +92,9 @@ func (s *Sandbox) applyGate(ctx context.Context, res *Result, stdout, stderr []b
 	redOut, r1 := s.gate.Scan("stdout", stdout)
 	redErr, r2 := s.gate.Scan("stderr", stderr)
 	rep := gate.Merge(r1, r2)
+	if s.cfg.GateOff && len(rep.Findings) == 0 {
+		rep = gate.SkippedReport() // only registered secrets were looked for
+	}
 	switch rep.Verdict {
 	case gate.VerdictBlock:
 		res.Status = StatusBlocked
@@ -254,6 +265,9 @@ func (s *Sandbox) Export(ctx context.Context, path string) (*Exported, error) {
 		return out, nil
 	}
 	red, rep := s.gate.Scan("file:"+path, data)
+	if s.cfg.GateOff && len(rep.Findings) == 0 {
+		rep = gate.SkippedReport() // only registered secrets were looked for
+	}
 	switch rep.Verdict {
 	case gate.VerdictBlock:
 	case gate.VerdictQuarantine:

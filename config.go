@@ -52,6 +52,8 @@ type Config struct {
 	// (critical → block, high → quarantine, medium/low → warn and redact).
 	Gate *gate.Policy
 	// GateOff disables the gate; results then say "verdict": "skipped".
+	// Registered secrets (Credentials) are still redacted from output and
+	// exported files, with a "registered-secret" finding (verdict "warn").
 	GateOff bool
 	// Quarantine keeps quarantined output; without one it is blocked.
 	Quarantine *quarantine.Store

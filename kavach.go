@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
@@ -35,12 +36,37 @@ var (
 	ErrLayerUnavailable = errors.New("policy layer cannot be enforced")
 	// ErrUnavailable: the backend cannot run on this host.
 	ErrUnavailable = backend.ErrUnavailable
+	// ErrWrongState: the operation is not allowed in the sandbox's
+	// current state (for example Exec on a sandbox that is not running).
+	ErrWrongState = lifecycle.ErrWrongState
+	// ErrTransition: the lifecycle does not allow the transition asked
+	// for (for example Resume of a sandbox that is not paused).
+	ErrTransition = lifecycle.ErrTransition
 )
 
 var globalHooks lifecycle.Dispatcher
 
-// AddHook registers a hook that receives the events of every sandbox.
+var staleOnce sync.Once
+
+// cleanupStale removes, on the first sandbox, pool or backend listing of
+// this process, what kavach processes that died without destroying their
+// sandboxes left under any backend (SPEC §5: stale state is cleaned on the
+// next start). Containers of crun, runc and gVisor outlive their creator
+// and keep running their payloads until then.
+func cleanupStale(ctx context.Context) {
+	staleOnce.Do(func() { backend.CleanupStale(context.WithoutCancel(ctx)) })
+}
+
+// AddHook registers a hook that receives the events of every sandbox. It is
+// called from the goroutine of the operation that caused the event, so it
+// must be safe for concurrent use; see lifecycle.Dispatcher for how long
+// it may take (lifecycle.DefaultHookTimeout per event).
 func AddHook(h lifecycle.Hook) { globalHooks.Add(h) }
+
+// DroppedEvents returns how many events global hooks missed because an
+// earlier call of theirs had run past the hook timeout and was still
+// running (see lifecycle.Dispatcher).
+func DroppedEvents() uint64 { return globalHooks.Dropped() }
 
 // Score is the declared strength score of a backend running a policy: what
 // the backend would achieve if it enforces everything it supports.
@@ -62,6 +88,7 @@ type BackendStatus struct {
 
 // Backends probes every backend and reports its availability.
 func Backends(ctx context.Context) []BackendStatus {
+	cleanupStale(ctx)
 	names := backend.Names()
 	out := make([]BackendStatus, len(names))
 	for i, n := range names {

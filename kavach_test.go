@@ -456,9 +456,9 @@ func TestNoopLifecycle(t *testing.T) {
 		t.Fatalf("Exec in destroyed: %v", err)
 	}
 
-	want := "transition:>created error:created>paused transition:created>running exec.start gate.verdict exec.end " +
-		"transition:running>paused transition:paused>running transition:running>stopped error:stopped>running " +
-		"transition:stopped>destroyed"
+	want := "transition:>created error:created> error:created>paused transition:created>running exec.start gate.verdict exec.end " +
+		"transition:running>paused error:paused> transition:paused>running transition:running>stopped error:stopped> error:stopped>running " +
+		"transition:stopped>destroyed error:destroyed>"
 	if got := rec.String(); got != want {
 		t.Fatalf("events:\n got %s\nwant %s", got, want)
 	}

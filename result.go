@@ -21,9 +21,11 @@ const (
 
 // Result is the structured outcome of one exec (SPEC §6).
 type Result struct {
-	ID              string      `json:"id"`
-	Backend         string      `json:"backend"`
-	Status          Status      `json:"status"`
+	ID      string `json:"id"`
+	Backend string `json:"backend"`
+	Status  Status `json:"status"`
+	// ExitCode is the command's exit code; for a timeout it is 124 and for
+	// an OOM kill 137, on every backend.
 	ExitCode        int         `json:"exit_code"`
 	Signal          int         `json:"signal"`
 	TimedOut        bool        `json:"timed_out"`

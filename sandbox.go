@@ -45,6 +45,7 @@ type Sandbox struct {
 // backend cannot run here, cannot apply the policy, or would score below
 // Config.MinScore.
 func New(ctx context.Context, cfg Config) (*Sandbox, error) {
+	cleanupStale(ctx)
 	cfg = cfg.clone() // the sandbox owns its configuration; the caller keeps theirs
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -185,6 +186,11 @@ func (s *Sandbox) networkEvent(e egress.Event) {
 // ID returns the sandbox id.
 func (s *Sandbox) ID() string { return s.id }
 
+// DroppedEvents returns how many of this sandbox's events its hooks missed
+// because an earlier call had run past Config.HookTimeout and was still
+// running.
+func (s *Sandbox) DroppedEvents() uint64 { return s.hooks.Dropped() }
+
 // Backend returns the backend the sandbox runs on.
 func (s *Sandbox) Backend() backend.Name { return s.driver.Info().Name }
 
@@ -205,11 +211,13 @@ func (s *Sandbox) Pause(ctx context.Context) error {
 	return s.transition(ctx, lifecycle.Paused, func(lifecycle.State) error { return s.inst.Pause(ctx) })
 }
 
-// Resume thaws a paused sandbox.
+// Resume thaws a paused sandbox. On a sandbox in any other state it fails
+// with an error wrapping ErrWrongState (a created sandbox is started with
+// Start).
 func (s *Sandbox) Resume(ctx context.Context) error {
 	return s.transition(ctx, lifecycle.Running, func(from lifecycle.State) error {
 		if from != lifecycle.Paused {
-			return nil
+			return fmt.Errorf("%w: resume: sandbox is %s, not paused", ErrWrongState, from)
 		}
 		return s.inst.Resume(ctx)
 	})
@@ -286,6 +294,8 @@ func WithTimeout(d time.Duration) ExecOption { return func(q *backend.ExecReques
 // is passed as given; use "sh", "-c", "..." for shell syntax.
 func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (*Result, error) {
 	if err := s.fsm.Expect(lifecycle.Running); err != nil {
+		s.emit(lifecycle.Event{Type: lifecycle.EventError, From: s.fsm.State().String(),
+			Details: map[string]any{"argv": argv, "error": err.Error()}})
 		return nil, wrapf(err, "exec in sandbox %s", s.id)
 	}
 	if len(argv) == 0 || argv[0] == "" {
@@ -316,6 +326,9 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 	}
 	res := s.result(out)
 	s.applyGate(ctx, res, out.Stdout, out.Stderr)
+	if limit := limitHit(res.Status); limit != "" {
+		s.emit(lifecycle.Event{Type: lifecycle.EventViolation, Details: map[string]any{"argv": argv, "limit": limit}})
+	}
 	s.emit(lifecycle.Event{Type: lifecycle.EventExecEnd, Details: map[string]any{
 		"argv": argv, "status": string(res.Status), "exit_code": res.ExitCode, "score": res.Score.String(),
 		"duration_ms": res.DurationMS,
@@ -323,9 +336,31 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 	return res, nil
 }
 
+// limitHit names the policy limit an exec ran into, judging by its status,
+// or "".
+func limitHit(st Status) string {
+	switch st {
+	case StatusTimeout:
+		return "timeout"
+	case StatusOOM:
+		return "memory"
+	}
+	return ""
+}
+
+// result builds the caller's result from a backend's output. The exit code
+// of a timed-out or OOM-killed exec is the same on every backend: 124 and
+// 137, what `kavach run` exits with (the signal is kept as reported).
 func (s *Sandbox) result(o *backend.ExecOutput) *Result {
+	code := o.ExitCode
+	switch o.Status {
+	case StatusTimeout:
+		code = 124
+	case StatusOOM:
+		code = 137
+	}
 	return &Result{
-		ID: s.id, Backend: string(s.driver.Info().Name), Status: o.Status, ExitCode: o.ExitCode, Signal: o.Signal,
+		ID: s.id, Backend: string(s.driver.Info().Name), Status: o.Status, ExitCode: code, Signal: o.Signal,
 		TimedOut: o.Status == StatusTimeout, OOMKilled: o.Status == StatusOOM,
 		StdoutTruncated: o.StdoutTruncated, StderrTruncated: o.StderrTruncated,
 		DurationMS: elapsedMS(o.Duration), CPUMS: elapsedMS(o.CPUTime), MaxRSSKB: o.MaxRSSKB,

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -28,7 +29,8 @@ type Gate struct {
 	mu      sync.Mutex // serialises AddSecret
 	secrets *secretScanner
 	eng     atomic.Pointer[engine]
-	chunk   int // ScanStream read size; 0 means streamChunk (tests shrink it)
+	chunk   int  // ScanStream read size; 0 means streamChunk (tests shrink it)
+	only    bool // registered secrets only (NewSecretsOnly)
 }
 
 // lazyRegexp compiles expr on first use, not when a program that imports
@@ -55,6 +57,17 @@ func New(p Policy) (*Gate, error) {
 	return g, nil
 }
 
+// NewSecretsOnly returns a gate that looks for nothing but the secrets
+// registered with AddSecret, and redacts them as every gate does. kavach
+// scans output through it when the gate is turned off: registered secrets
+// are redacted whatever the gate's setting.
+func NewSecretsOnly() *Gate {
+	g, _ := New(DefaultPolicy()) // the default policy is valid
+	g.only = true
+	g.eng.Store(newEngine(nil))
+	return g
+}
+
 // Policy returns a copy of the gate's effective policy.
 func (g *Gate) Policy() Policy { return g.policy.Clone() }
 
@@ -69,7 +82,11 @@ func (g *Gate) AddSecret(name string, value []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.secrets = g.secrets.with(name, value)
-	g.eng.Store(newEngine(append(append([]Scanner(nil), builtinScanners()...), g.secrets)))
+	var scanners []Scanner
+	if !g.only {
+		scanners = builtinScanners()
+	}
+	g.eng.Store(newEngine(append(slices.Clip(scanners), g.secrets)))
 }
 
 // Scan scans one whole artifact and returns its redacted form and report.

@@ -1,7 +1,9 @@
 package lifecycle
 
 import (
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,25 +38,35 @@ type Hook func(Event)
 // DefaultHookTimeout bounds how long one hook call may hold up a sandbox.
 const DefaultHookTimeout = 2 * time.Second
 
-// Dispatcher delivers events to hooks, in order, one event at a time.
+// Dispatcher delivers events to hooks.
 //
-// Delivery policy: each hook is called synchronously, so hooks see events in
-// order and an audit hook has written an event before the operation that
-// caused it returns. A hook that has not returned within Timeout is left
-// running in the background and the sandbox moves on; while it is still
-// running, later events for that hook are dropped and counted in Dropped, so
-// a stuck hook can never block a sandbox for more than Timeout per event.
+// Delivery policy: Emit calls every hook synchronously, in registration
+// order, so an event has reached every hook before the operation that
+// caused it returns (an audit hook has written it), and the events of one
+// goroutine's operations arrive in order. No lock is held while a hook
+// runs: the hooks of different sandboxes run concurrently, and a hook may
+// call back into the sandbox whose event it handles (the events that call
+// causes are delivered while the outer call waits). A hook must therefore
+// be safe for concurrent use. A hook that has not returned within Timeout
+// is left running in the background and Emit moves on; until that call
+// returns, later events for the hook are dropped and counted in Dropped.
+// So a stuck hook holds up an operation for at most Timeout per event, and
+// never piles up goroutines.
 type Dispatcher struct {
+	// Timeout bounds one hook call (DefaultHookTimeout when 0). Set it
+	// before the first Add.
 	Timeout time.Duration
 
 	mu      sync.Mutex
-	hooks   []*hookState
-	dropped uint64
+	hooks   []*hookState // replaced, never changed in place, by Add
+	dropped atomic.Uint64
 }
 
 type hookState struct {
-	fn   Hook
-	busy chan struct{} // non-nil while a timed-out call is still running
+	fn Hook
+
+	mu    sync.Mutex
+	stuck chan struct{} // closed when a timed-out call returns; nil if none
 }
 
 // Add registers a hook.
@@ -63,7 +75,7 @@ func (d *Dispatcher) Add(h Hook) {
 		return
 	}
 	d.mu.Lock()
-	d.hooks = append(d.hooks, &hookState{fn: h})
+	d.hooks = append(slices.Clip(d.hooks), &hookState{fn: h})
 	d.mu.Unlock()
 }
 
@@ -75,35 +87,29 @@ func (d *Dispatcher) Len() int {
 }
 
 // Dropped returns how many events were not delivered to stuck hooks.
-func (d *Dispatcher) Dropped() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.dropped
-}
+func (d *Dispatcher) Dropped() uint64 { return d.dropped.Load() }
 
 // Emit delivers e to every hook.
 func (d *Dispatcher) Emit(e Event) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	timeout := d.Timeout
+	hooks, timeout := d.hooks, d.Timeout
+	d.mu.Unlock()
 	if timeout <= 0 {
 		timeout = DefaultHookTimeout
 	}
-	for _, h := range d.hooks {
-		if !d.deliver(h, e, timeout) {
-			d.dropped++
+	for _, h := range hooks {
+		if !h.deliver(e, timeout) {
+			d.dropped.Add(1)
 		}
 	}
 }
 
-func (d *Dispatcher) deliver(h *hookState, e Event, timeout time.Duration) bool {
-	if h.busy != nil {
-		select {
-		case <-h.busy:
-			h.busy = nil
-		default:
-			return false
-		}
+// deliver calls the hook with e and waits for it up to timeout. It
+// reports false, without calling it, while an earlier call that timed out
+// is still running.
+func (h *hookState) deliver(e Event, timeout time.Duration) bool {
+	if h.isStuck() {
+		return false
 	}
 	done := make(chan struct{})
 	go func() {
@@ -116,7 +122,27 @@ func (d *Dispatcher) deliver(h *hookState, e Event, timeout time.Duration) bool 
 	select {
 	case <-done:
 	case <-t.C:
-		h.busy = done
+		h.mu.Lock()
+		if h.stuck == nil {
+			h.stuck = done
+		}
+		h.mu.Unlock()
 	}
 	return true
+}
+
+// isStuck reports whether a call that timed out is still running.
+func (h *hookState) isStuck() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stuck == nil {
+		return false
+	}
+	select {
+	case <-h.stuck:
+		h.stuck = nil
+		return false
+	default:
+		return true
+	}
 }

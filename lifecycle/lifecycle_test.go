@@ -315,3 +315,51 @@ func BenchmarkFSMTransition(b *testing.B) {
 		_, _ = m.Transition(lifecycle.Running, nil)
 	}
 }
+
+// TestDispatcherConcurrentEmitters checks that a slow hook does not
+// serialise the emitters: four goroutines (four sandboxes sharing a global
+// hook) each wait for their own call only.
+func TestDispatcherConcurrentEmitters(t *testing.T) {
+	var d lifecycle.Dispatcher
+	const slow = 300 * time.Millisecond
+	d.Add(func(lifecycle.Event) { time.Sleep(slow) })
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { d.Emit(lifecycle.Event{Type: lifecycle.EventExecEnd}) })
+	}
+	wg.Wait()
+	if el := time.Since(start); el >= 3*slow {
+		t.Fatalf("4 concurrent emits through a %v hook took %v: delivery is serialised", slow, el)
+	}
+	if d.Dropped() != 0 {
+		t.Fatalf("Dropped = %d", d.Dropped())
+	}
+}
+
+// TestDispatcherReentrantHook checks that a hook may cause events itself
+// (as a hook that pauses its sandbox does): the nested events are delivered
+// at once, to it too, not after the hook timeout.
+func TestDispatcherReentrantHook(t *testing.T) {
+	d := lifecycle.Dispatcher{Timeout: 5 * time.Second}
+	var mu sync.Mutex
+	var seen []string
+	d.Add(func(e lifecycle.Event) {
+		mu.Lock()
+		seen = append(seen, e.To)
+		mu.Unlock()
+		if e.To == "outer" {
+			d.Emit(lifecycle.Event{To: "nested"})
+		}
+	})
+	start := time.Now()
+	d.Emit(lifecycle.Event{To: "outer"})
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("re-entrant emit took %v", el)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, " ") != "outer nested" || d.Dropped() != 0 {
+		t.Fatalf("hook saw %v, dropped %d", seen, d.Dropped())
+	}
+}
