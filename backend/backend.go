@@ -141,6 +141,15 @@ type CreateProver interface {
 	CreateProves() bool
 }
 
+// StaleCleaner is implemented by drivers whose sandboxes leave state on the
+// host when the kavach process that made them dies without destroying them
+// (containers, cgroups, directories). CleanupStale removes what processes
+// that no longer run left behind, once per process; it costs little more
+// than a directory read when there is nothing to remove.
+type StaleCleaner interface {
+	CleanupStale(ctx context.Context)
+}
+
 // Spec is everything a driver needs to create one sandbox.
 type Spec struct {
 	// ID is the sandbox id, unique on this host.

@@ -63,6 +63,23 @@ func Resolve(ctx context.Context, n Name, p *policy.Policy) (Driver, error) {
 	return best, nil
 }
 
+// CleanupStale runs the stale cleanup of every registered driver that has
+// one (StaleCleaner): whatever backend a program uses, state that crashed
+// kavach processes left under any backend is removed when it starts.
+func CleanupStale(ctx context.Context) {
+	regMu.RLock()
+	var cleaners []StaleCleaner
+	for _, d := range drivers {
+		if c, ok := d.(StaleCleaner); ok {
+			cleaners = append(cleaners, c)
+		}
+	}
+	regMu.RUnlock()
+	for _, c := range cleaners {
+		c.CleanupStale(ctx)
+	}
+}
+
 // Unimplemented is the driver of a backend that this build of kavach does
 // not implement yet. It is never available and says so.
 type Unimplemented struct{ I Info }

@@ -57,6 +57,13 @@ func (d *Driver) Probe(ctx context.Context) backend.Availability {
 // creating the first real one.
 func (d *Driver) CreateProves() bool { return true }
 
+// CleanupStale removes the state directories and cgroups of process
+// sandboxes whose kavach process died without destroying them (their inits
+// died with it). It runs once per process.
+func (d *Driver) CleanupStale(ctx context.Context) {
+	cleanupOnce.Do(func() { cleanStale(ctx) })
+}
+
 // proven records a sandbox that started, as the probe's answer.
 func (d *Driver) proven() {
 	d.mu.Lock()

@@ -354,9 +354,16 @@ func bytesReader(b []byte) io.Reader { return &sliceReader{b} }
 
 // Exec runs one payload in the sandbox: the init forks it in a new session
 // as its child, and kills whatever the payload left behind when it ends.
+//
+// Execs run one at a time; one that waits for another's end gives up when
+// its context ends.
 func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backend.ExecOutput, error) {
-	in.execMu.Lock()
-	defer in.execMu.Unlock()
+	select {
+	case in.execSlot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("exec: waiting for the sandbox's running exec: %w", context.Cause(ctx))
+	}
+	defer func() { <-in.execSlot }()
 	z, err := in.ensureZygote(ctx)
 	if err != nil {
 		return nil, err

@@ -42,8 +42,8 @@ type instance struct {
 	proxyLn  net.Listener  // the current init's egress listener
 	caBundle string        // host path of the sandbox's trust store, with the proxy CA
 
-	execMu    sync.Mutex // one exec at a time
-	mu        sync.Mutex // guards z and destroyed
+	execSlot  chan struct{} // holds a token while an exec runs: one at a time
+	mu        sync.Mutex    // guards z and destroyed
 	z         *zygote
 	destroyed bool
 }
@@ -52,7 +52,7 @@ var cleanupOnce sync.Once
 
 func newInstance(ctx context.Context, spec *backend.Spec) (_ *instance, err error) {
 	cleanupOnce.Do(func() { cleanStale(ctx) })
-	in := &instance{spec: *spec, uid: sandboxUID, gid: sandboxGID}
+	in := &instance{spec: *spec, uid: sandboxUID, gid: sandboxGID, execSlot: make(chan struct{}, 1)}
 	if os.Geteuid() != 0 {
 		in.uid, in.gid = 0, 0 // rootless: the only mapped id is the caller's, seen as 0
 	}

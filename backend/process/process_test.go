@@ -762,3 +762,28 @@ func TestOversizedRequestKeepsTheSandbox(t *testing.T) {
 		t.Fatalf("the sandbox was lost: %q", out.Stdout)
 	}
 }
+
+// TestQueuedExecHonoursItsContext: an exec waiting for the running one gives
+// up when its own context ends, instead of waiting for the other's end.
+func TestQueuedExecHonoursItsContext(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	long := make(chan error, 1)
+	go func() {
+		_, err := inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"sleep", "3"}, Timeout: 10 * time.Second})
+		long <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := inst.Exec(ctx, &backend.ExecRequest{Argv: []string{"true"}, Timeout: 10 * time.Second})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("queued exec returned after %v with %v", time.Since(start), err)
+	}
+	if err := <-long; err != nil {
+		t.Fatalf("running exec: %v", err)
+	}
+	if out := execIn(t, inst, "echo", "after"); string(out.Stdout) != "after\n" {
+		t.Fatalf("exec after the queue: %+v", out)
+	}
+}

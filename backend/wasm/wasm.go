@@ -173,6 +173,10 @@ func engineKind() string {
 	return "interpreter"
 }
 
+// CleanupStale removes the private directories of wasm sandboxes whose
+// kavach process died without destroying them. It runs once per process.
+func (d *Driver) CleanupStale(context.Context) { d.sweepOnce.Do(sweepStale) }
+
 // Capabilities are the layers wazero enforces. Seccomp is "off": a module
 // makes no system calls, so there is nothing to filter, and the seccomp-off
 // penalty does not apply because wasm does not share the host kernel.

@@ -53,6 +53,10 @@ func (d *Driver) WithImage(layout string) *Driver {
 // ImageCacheDir holds unpacked image roots, one per manifest digest.
 func ImageCacheDir() string { return filepath.Join(StateDir(), "images") }
 
+// CleanupStale removes what dead kavach processes left under any runtime
+// (see SweepStale).
+func (d *Driver) CleanupStale(ctx context.Context) { SweepStale(ctx) }
+
 // Info describes the backend.
 func (d *Driver) Info() backend.Info {
 	i, _ := backend.InfoOf(d.name)

@@ -206,8 +206,8 @@ func TestStaleCleanupGVisorAllowlist(t *testing.T) {
 	ctx := context.Background()
 	p := testPolicy()
 	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"example.com"}}
-	// A pid above pid_max never runs: its owner is dead.
-	c := &Container{rt: rt, id: idPrefix + "4194999.1-stale-gvisor-net", spec: &backend.Spec{ID: "stale", Policy: p, Env: testEnv}}
+	id, die := mortalOwner(t, "stale-gvisor-net")
+	c := &Container{rt: rt, id: id, spec: &backend.Spec{ID: "stale", Policy: p, Env: testEnv}}
 	cfg := bundleConfig(rt, c, nil)
 	extra, err := c.setupProxy(cfg.Dir)
 	if err != nil {
@@ -227,6 +227,7 @@ func TestStaleCleanupGVisorAllowlist(t *testing.T) {
 		t.Fatalf("no process found in %s: the check below would prove nothing", ns)
 	}
 	c.closeProxy() // what the kernel does to a dead owner's sockets
+	die()
 	CleanupStale(ctx, rt)
 	select { // the dead owner's reaper exits by itself once the sandbox is gone
 	case <-c.reaper.done:

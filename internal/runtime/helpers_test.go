@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,4 +168,27 @@ func cgroupsNaming(s string) []string {
 	v1, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, "*"+s+"*"))
 	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, cgroupParent, "*"+s+"*"))
 	return append(v1, v2...)
+}
+
+// mortalOwner returns a container id owned by a process that runs until
+// die is called. Containers of a fake dead owner (a pid that never runs)
+// would be stale for every kavach process, and the test processes of other
+// packages, running at the same time, would sweep them away mid-creation.
+func mortalOwner(t *testing.T, name string) (id string, die func()) {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start, err := processStart(cmd.Process.Pid)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		t.Fatal(err)
+	}
+	die = sync.OnceFunc(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	t.Cleanup(die)
+	return idPrefix + strconv.Itoa(cmd.Process.Pid) + "." + strconv.FormatUint(start, 10) + "-" + name, die
 }

@@ -73,11 +73,22 @@ func (r *Runtime) Exec(id, process string, stdin io.Reader, stdout, stderr io.Wr
 		args = []string{"exec", "--preserve-fds", strconv.Itoa(len(extra)), "--process", process, id}
 	}
 	cmd := r.command(nil, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = stdin, stdout, stderr, extra
+	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = pipeOnly(stdin), stdout, stderr, extra
 	if err := r.start(cmd); err != nil {
 		return nil, fmt.Errorf("%s exec: %w", r.kind, err)
 	}
 	return cmd, nil
+}
+
+// pipeOnly hides a file behind a plain reader, so that os/exec copies it
+// into the container through a pipe: a descriptor of the caller's (a
+// terminal, a socket, a file open for writing) never reaches the payload,
+// which could write to it around the gate.
+func pipeOnly(r io.Reader) io.Reader {
+	if f, ok := r.(*os.File); ok {
+		return struct{ io.Reader }{f}
+	}
+	return r
 }
 
 // Pause freezes every process of the container.

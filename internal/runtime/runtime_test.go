@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -362,8 +364,7 @@ func TestGVisorKernelInUse(t *testing.T) {
 func TestStaleCleanup(t *testing.T) {
 	rt := requireRuntime(t, Runc)
 	ctx := context.Background()
-	// A pid above pid_max never runs: its owner is dead.
-	id := idPrefix + "4194999.1-stale"
+	id, die := mortalOwner(t, "stale")
 	p := testPolicy()
 	c := &Container{rt: rt, id: id, spec: &backend.Spec{ID: "stale", Policy: p, Env: testEnv}}
 	cfg := bundleConfig(rt, c, nil)
@@ -373,6 +374,7 @@ func TestStaleCleanup(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Destroy(ctx) })
 	live := newContainer(t, Runc, testPolicy())
+	die()
 	CleanupStale(ctx, rt)
 	assertGone(t, c)
 	if out := run(t, live, "true"); out.ExitCode != 0 {
@@ -388,5 +390,75 @@ func TestDetectMissing(t *testing.T) {
 	a := NewDriver(backend.OCI, Kind("kavach-no-such-runtime")).Probe(context.Background())
 	if a.Available || !strings.Contains(a.Reason, "not found in PATH") {
 		t.Errorf("probe %+v", a)
+	}
+}
+
+// TestStdinFileNotHandedOver: a caller's stdin that is a file (here one open
+// for writing too, as a terminal is) reaches the payload as a pipe, never as
+// the caller's descriptor, which the payload could write to around the gate.
+func TestStdinFileNotHandedOver(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		f, err := os.OpenFile(filepath.Join(t.TempDir(), "stdin"), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("input\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Seek(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		out := runReq(t, c, &backend.ExecRequest{Argv: []string{"sh", "-c",
+			"readlink /proc/self/fd/0; read l; echo got $l; echo smuggled >&0"}, Stdin: f, Timeout: 10 * time.Second, MaxOutput: 1 << 10})
+		// gVisor shows a descriptor donated by the host as host:[N].
+		if pipe := strings.HasPrefix(string(out.Stdout), "pipe:") || k == Runsc && strings.HasPrefix(string(out.Stdout), "host:"); !pipe || !strings.Contains(string(out.Stdout), "got input") {
+			t.Errorf("stdin inside: %q (stderr %q)", out.Stdout, out.Stderr)
+		}
+		data, err := os.ReadFile(f.Name())
+		if err != nil || strings.Contains(string(data), "smuggled") {
+			t.Errorf("payload wrote to the caller's stdin file: %q, %v", data, err)
+		}
+	})
+}
+
+// TestSweepStaleEveryRuntime: the sweep a kavach process runs when it starts
+// (whatever backend it uses) deletes the containers of dead owners under
+// every runtime, payload included, without probing the runtimes.
+func TestSweepStaleEveryRuntime(t *testing.T) {
+	ctx := context.Background()
+	var stale []*Container
+	var deaths []func()
+	for _, k := range kinds {
+		rt, err := Detect(ctx, k)
+		if err != nil {
+			continue
+		}
+		id, die := mortalOwner(t, "sweep-"+string(k))
+		deaths = append(deaths, die)
+		c := &Container{rt: rt, id: id, spec: &backend.Spec{ID: "sweep", Policy: testPolicy(), Env: testEnv}}
+		if err := c.start(ctx, bundleConfig(rt, c, nil)); err != nil {
+			_ = c.Destroy(ctx)
+			t.Fatalf("%s: start: %v", k, err)
+		}
+		t.Cleanup(func() { _ = c.Destroy(ctx) })
+		stale = append(stale, c)
+	}
+	if len(stale) == 0 {
+		t.Skip("no OCI runtime installed")
+	}
+	for _, die := range deaths {
+		die()
+	}
+	// Other packages' test processes may sweep these too: the outcome is
+	// the same code's.
+	sweepOnce = sync.Once{}
+	SweepStale(ctx)
+	for _, c := range stale {
+		assertGone(t, c)
+		if _, err := os.Stat(c.bundle.Dir); !os.IsNotExist(err) {
+			t.Errorf("%s: bundle left: %v", c.id, err)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -98,13 +99,65 @@ func CleanupStale(ctx context.Context, r *Runtime) {
 			_ = os.RemoveAll(filepath.Join(BundleDir(), e.Name()))
 		}
 	}
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, idPrefix+"*"))
-	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, cgroupParent, idPrefix+"*"))
-	for _, d := range append(dirs, v2...) {
+	for _, d := range staleCgroupDirs() {
 		if !ownerAlive(filepath.Base(d)) {
 			_ = os.Remove(d)
 		}
 	}
+}
+
+var sweepOnce sync.Once
+
+// SweepStale removes, once per process, what kavach processes that no
+// longer run left under every runtime's state root: containers (still
+// running their payloads: crun, runc and runsc containers outlive the
+// process that created them), bundles and cgroups. When no bundle or cgroup
+// of a dead owner exists it costs a directory read and a glob; otherwise it
+// lists and deletes through each runtime installed, without probing it.
+func SweepStale(ctx context.Context) {
+	sweepOnce.Do(func() {
+		if !staleLeft() {
+			return
+		}
+		for _, k := range []Kind{Crun, Runc, Runsc} {
+			root := filepath.Join(StateDir(), string(k))
+			path, err := exec.LookPath(string(k))
+			if _, serr := os.Stat(root); serr != nil || err != nil {
+				continue
+			}
+			rt := &Runtime{kind: k, path: path, root: root, rootless: os.Geteuid() != 0}
+			if k == Runsc {
+				rt.platform = runscPlatform(ctx, path)
+			}
+			CleanupStale(ctx, rt)
+		}
+	})
+}
+
+// staleLeft reports whether a bundle or a cgroup of a kavach process that
+// no longer runs exists. Every container has a bundle from before the
+// runtime creates it until after it is deleted.
+func staleLeft() bool {
+	entries, _ := os.ReadDir(BundleDir())
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), idPrefix) && !ownerAlive(e.Name()) {
+			return true
+		}
+	}
+	for _, d := range staleCgroupDirs() {
+		if !ownerAlive(filepath.Base(d)) {
+			return true
+		}
+	}
+	return false
+}
+
+// staleCgroupDirs lists the cgroup directories named after kavach
+// containers, in every v1 hierarchy and in v2.
+func staleCgroupDirs() []string {
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, idPrefix+"*"))
+	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, cgroupParent, idPrefix+"*"))
+	return append(dirs, v2...)
 }
 
 // removeCgroups removes the container's cgroup directories that are left
