@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -35,7 +36,9 @@ const (
 const DefaultBackend = backend.Process
 
 // Config is a complete, validated sandbox configuration. Build one with
-// NewConfig, or fill it in and call Validate.
+// NewConfig, or fill it in and call Validate. In a Config filled in by
+// hand, an empty Backend means DefaultBackend and a zero Policy (no field
+// set at all) the strict preset, the defaults of NewConfig.
 type Config struct {
 	// Backend is the isolation backend; Auto picks the strongest available.
 	Backend backend.Name
@@ -77,12 +80,15 @@ type EgressOptions struct {
 }
 
 // Validate checks the configuration; errors name the field. It fills in
-// defaults (the backend; the allowlist hosts of proxy-bound secrets), so
-// it writes to c: New and NewPool validate a copy and leave the caller's
-// Config untouched.
+// defaults (the backend; the strict policy for a zero one; the allowlist
+// hosts of proxy-bound secrets), so it writes to c: New and NewPool
+// validate a copy and leave the caller's Config untouched.
 func (c *Config) Validate() error {
 	if c.Backend == "" {
 		c.Backend = DefaultBackend
+	}
+	if reflect.ValueOf(c.Policy).IsZero() {
+		c.Policy = policy.Strict()
 	}
 	if _, err := backend.ParseName(string(c.Backend)); err != nil {
 		return fmt.Errorf("%w: backend: %w", ErrConfig, err)

@@ -165,3 +165,16 @@ func (l *eventLog) types() []string {
 	}
 	return out
 }
+
+// TestZeroConfigRunsStrict: a Config filled in by hand with nothing set runs
+// like NewConfig().Build(): the default backend and the strict policy.
+func TestZeroConfigRunsStrict(t *testing.T) {
+	processConfig(t, kavach.NewConfig()) // skips where the process backend cannot run
+	res, err := kavach.Run(context.Background(), kavach.Config{}, []string{"echo", "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stdout != "hi\n" || res.Backend != "process" || res.Score.String() != "63 (standard)" {
+		t.Fatalf("zero Config: %+v", res)
+	}
+}

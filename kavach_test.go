@@ -214,7 +214,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, c := range []kavach.Config{
 		{Backend: "docker", Policy: policy.Strict()},
 		{Policy: policy.Strict(), MinScore: 101},
-		{Policy: policy.Policy{}},
+		{Policy: policy.Policy{Name: "half-filled"}}, // no seccomp profile: only a zero policy means strict
 	} {
 		if err := c.Validate(); !errors.Is(err, kavach.ErrConfig) {
 			t.Errorf("Validate(%+v) = %v", c, err)
