@@ -3,6 +3,8 @@ package kavach_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -177,4 +179,37 @@ func TestZeroConfigRunsStrict(t *testing.T) {
 	if res.Stdout != "hi\n" || res.Backend != "process" || res.Score.String() != "63 (standard)" {
 		t.Fatalf("zero Config: %+v", res)
 	}
+}
+
+// TestArgvSecretsNotInEvents: a secret the gate knows, written on the
+// command line, reaches the payload but not the events (and so not the
+// audit chain), with the gate on or off.
+func TestArgvSecretsNotInEvents(t *testing.T) {
+	const key = "AKIAQX7ZK3M9PLWT4BNV"
+	for _, off := range []bool{false, true} {
+		var rec eventLog
+		b := kavach.NewConfig().Hook(rec.hook)
+		if off {
+			b.GateOff()
+		}
+		cfg := processConfig(t, b)
+		res, err := kavach.Run(context.Background(), cfg, []string{"sh", "-c", "echo " + key + " | wc -c"})
+		if err != nil || strings.TrimSpace(res.Stdout) != "21" {
+			t.Fatalf("gate off %v: %+v, %v", off, res, err)
+		}
+		for _, e := range rec.all() {
+			if strings.Contains(fmt.Sprint(e.Details), key) {
+				t.Errorf("gate off %v: %s event shows the key: %v", off, e.Type, e.Details)
+			}
+		}
+		if e := rec.find(lifecycle.EventExecStart); e == nil || !strings.Contains(fmt.Sprint(e.Details["argv"]), "REDACTED") {
+			t.Errorf("gate off %v: exec.start argv %v", off, e)
+		}
+	}
+}
+
+func (l *eventLog) all() []lifecycle.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
 }

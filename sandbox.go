@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
@@ -293,9 +295,10 @@ func WithTimeout(d time.Duration) ExecOption { return func(q *backend.ExecReques
 // Exec runs a command in a running sandbox and returns its result. The argv
 // is passed as given; use "sh", "-c", "..." for shell syntax.
 func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (*Result, error) {
+	shown := s.redactArgv(argv)
 	if err := s.fsm.Expect(lifecycle.Running); err != nil {
 		s.emit(lifecycle.Event{Type: lifecycle.EventError, From: s.fsm.State().String(),
-			Details: map[string]any{"argv": argv, "error": err.Error()}})
+			Details: map[string]any{"argv": shown, "error": err.Error()}})
 		return nil, wrapf(err, "exec in sandbox %s", s.id)
 	}
 	if len(argv) == 0 || argv[0] == "" {
@@ -310,7 +313,7 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 	if err != nil {
 		return nil, wrapf(err, "exec in sandbox %s", s.id)
 	}
-	s.emit(lifecycle.Event{Type: lifecycle.EventExecStart, Details: map[string]any{"argv": argv}})
+	s.emit(lifecycle.Event{Type: lifecycle.EventExecStart, Details: map[string]any{"argv": shown}})
 	execCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(s.life, func() { cancel(ErrStopped) })
@@ -321,20 +324,54 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 		err = ErrStopped
 	}
 	if err != nil {
-		s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"argv": argv, "error": err.Error()}})
+		s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"argv": shown, "error": err.Error()}})
 		return nil, wrapf(err, "exec in sandbox %s", s.id)
 	}
 	res := s.result(out)
 	s.applyGate(ctx, res, out.Stdout, out.Stderr)
 	if limit := limitHit(res.Status); limit != "" {
-		s.emit(lifecycle.Event{Type: lifecycle.EventViolation, Details: map[string]any{"argv": argv, "limit": limit}})
+		s.emit(lifecycle.Event{Type: lifecycle.EventViolation, Details: map[string]any{"argv": shown, "limit": limit}})
 	}
 	s.emit(lifecycle.Event{Type: lifecycle.EventExecEnd, Details: map[string]any{
-		"argv": argv, "status": string(res.Status), "exit_code": res.ExitCode, "score": res.Score.String(),
+		"argv": shown, "status": string(res.Status), "exit_code": res.ExitCode, "score": res.Score.String(),
 		"duration_ms": res.DurationMS,
 	}})
 	return res, nil
 }
+
+// redactArgv returns argv as events (and so audit entries) show it: with
+// whatever the gate finds in it redacted, so that a secret on a command
+// line — registered, or any the gate knows, such as a cloud key — is not
+// written to a long-lived log. With the gate off, the default gate (and
+// the audit log's redactor of registered secrets) still applies. The argv
+// itself runs as given.
+func (s *Sandbox) redactArgv(argv []string) []string {
+	g := s.gate
+	if g == nil || s.cfg.GateOff {
+		g = argvGate()
+	}
+	var out []string
+	for i, a := range argv {
+		red, rep := g.Scan("argv", []byte(a))
+		if len(rep.Findings) == 0 {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(argv)
+		}
+		out[i] = string(red)
+	}
+	if out == nil {
+		return argv
+	}
+	return out
+}
+
+// argvGate scans the command lines of sandboxes whose gate is off.
+var argvGate = sync.OnceValue(func() *gate.Gate {
+	g, _ := gate.New(gate.DefaultPolicy()) // the default policy is valid
+	return g
+})
 
 // limitHit names the policy limit an exec ran into, judging by its status,
 // or "".
