@@ -108,6 +108,13 @@ const (
 	DefaultHostname  = "kavach"
 )
 
+// MaxMaxOutput is the largest per-stream output cap a policy may set. kavach
+// holds an exec's output in memory while the gate scans it and the result
+// is built (a few copies of it), outside the sandbox's own memory limit, so
+// an unbounded cap would let a payload exhaust the host's memory. Larger
+// artifacts leave through Export.
+const MaxMaxOutput = Size(256 << 20)
+
 // Minimal is the least confined preset: no seccomp filter, the host's
 // system directories visible, network on, no limits but the timeout.
 func Minimal() Policy {
@@ -328,6 +335,8 @@ func (l *Limits) validate() error {
 		return invalid("limits.cpu_time", "must not be negative")
 	case l.MaxOutput < 0:
 		return invalid("limits.max_output", "must not be negative")
+	case l.MaxOutput > MaxMaxOutput:
+		return invalid("limits.max_output", "%s is above the ceiling of %s (export larger artifacts as files)", l.MaxOutput, MaxMaxOutput)
 	}
 	return nil
 }

@@ -121,6 +121,7 @@ func TestValidateStruct(t *testing.T) {
 		{"NaN cpus", func(p *policy.Policy) { p.Limits.CPUs = math.NaN() }, "limits.cpus"},
 		{"Inf cpus", func(p *policy.Policy) { p.Limits.CPUs = math.Inf(1) }, "limits.cpus"},
 		{"negative pids", func(p *policy.Policy) { p.Limits.Pids = -1 }, "limits.pids"},
+		{"max_output above the ceiling", func(p *policy.Policy) { p.Limits.MaxOutput = policy.MaxMaxOutput + 1 }, "limits.max_output"},
 		{"negative timeout", func(p *policy.Policy) { p.Limits.Timeout = -1 }, "limits.timeout"},
 		{"negative cpu_time", func(p *policy.Policy) { p.Limits.CPUTime = -1 }, "limits.cpu_time"},
 		{"negative max_output", func(p *policy.Policy) { p.Limits.MaxOutput = -1 }, "limits.max_output"},
