@@ -80,19 +80,46 @@ func addBoundary(ctx context.Context, b *kavach.Builder, f *runFlags) (func(), e
 		}
 		bound[bind.Name] = true
 		if _, err := store.Get(bind.Name); err != nil {
-			return done, fmt.Errorf("--secret %s: no value (give one with --secret-from %s=env:VAR|file:PATH): %w", bind.Name, bind.Name, err)
+			if err := addDefaultSource(ctx, store, bind.Name); err != nil {
+				return done, err
+			}
 		}
 		b.Secret(store, bind)
 	}
 	return done, nil
 }
 
+// addDefaultSource gives a --secret without a --secret-from its value from
+// the host environment variable of the same name, as --secret-from
+// NAME=env:NAME would.
+func addDefaultSource(ctx context.Context, store *credential.Store, name string) error {
+	hint := fmt.Sprintf("give one with --secret-from %s=env:VAR|file:PATH", name)
+	_, src, err := credential.ParseSourceSpec(name + "=env:" + name)
+	if err != nil {
+		return fmt.Errorf("--secret %s: no value: %s is not an environment variable name (%s)", name, name, hint)
+	}
+	if _, ok := os.LookupEnv(name); !ok {
+		return fmt.Errorf("--secret %s: no value: the host environment variable %s is not set (set it, or %s)", name, name, hint)
+	}
+	if err := store.Add(ctx, name, src); err != nil {
+		return fmt.Errorf("--secret %s: %w", name, err)
+	}
+	return nil
+}
+
 func newScanCmd() *cobra.Command {
-	var asJSON bool
-	return &cobra.Command{
+	var asJSON, redact bool
+	cmd := &cobra.Command{
 		Use:   "scan [FILE|-]",
 		Short: "Run the externalization gate over text; exit 123 when it would quarantine or block",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Run the externalization gate over a file or standard input and print its
+findings and verdict. Exit status: 0 for pass or warn, 123 when the gate would
+quarantine or block the text, 125 for an error.
+
+With --redact, the gate's redacted copy of the text (every finding replaced by
+[REDACTED:<rule>]) goes to standard output and the findings and verdict to
+standard error, so that "kavach scan --redact" works as a filter.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var in io.Reader = cmd.InOrStdin()
 			name := "stdin"
@@ -108,11 +135,15 @@ func newScanCmd() *cobra.Command {
 			if err != nil {
 				return exitWith(exitKavachError, err)
 			}
-			rep, err := g.ScanStream(cmd.Context(), name, in, io.Discard)
+			var text io.Writer = io.Discard
+			out := cmd.OutOrStdout()
+			if redact {
+				text, out = out, cmd.ErrOrStderr()
+			}
+			rep, err := g.ScanStream(cmd.Context(), name, in, text)
 			if err != nil {
 				return exitWith(exitKavachError, err)
 			}
-			out := cmd.OutOrStdout()
 			if asJSON {
 				_ = writeJSON(out, rep)
 			} else {
@@ -127,6 +158,9 @@ func newScanCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the gate's report (verdict and findings) as JSON")
+	cmd.Flags().BoolVar(&redact, "redact", false, "write the redacted text to stdout, and the findings and verdict to stderr")
+	return cmd
 }
 
 func newAuditCmd() *cobra.Command {

@@ -289,8 +289,11 @@ func TestProxySecretIsAPlaceholderInside(t *testing.T) {
 	if res.Score.Value != 61 { // strict with the allowlist (+1) instead of network off (+3)
 		t.Fatalf("score %d, want 61", res.Score.Value)
 	}
-	if r := runKavach(t, "run", "--network", "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "strict") {
-		t.Fatalf("--network under the default strict policy: %v", r)
+	// Unrestricted network would let the placeholder's requests bypass the proxy.
+	r = runEnv(t, []string{"HOST_GH=" + value}, "", "run", "--network", "--secret", "GH=proxy:api.github.com",
+		"--secret-from", "GH=env:HOST_GH", "--", "true")
+	if r.code != 125 || !strings.HasPrefix(r.stderr, "kavach: ") || strings.Contains(r.stderr, "RealValue") {
+		t.Fatalf("--network with a proxy-bound secret: %v", r)
 	}
 }
 

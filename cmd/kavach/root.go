@@ -29,7 +29,8 @@ through the externalization gate, and reports a strength score from 0 to 100.
 Exit status of "kavach run": the command's own code; 124 on timeout; 123 when
 the gate blocked or quarantined the output; 125 for a kavach error; 126 when the
 command is not executable; 127 when it is not found; 128+N when killed by
-signal N (137 for an out-of-memory kill).`,
+signal N (137 for an out-of-memory kill). When kavach itself gets SIGINT or
+SIGTERM, it destroys the sandbox and exits 130 or 143.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -134,19 +135,45 @@ func newVersionCmd() *cobra.Command {
 }
 
 func versionString() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(version, bi)
+}
+
+// formatVersion is "VERSION" or "VERSION (REV)" or "VERSION (REV, dirty)":
+// VERSION is the one set with -ldflags, else the module's, with "(devel)"
+// (a build outside a module version) shown as "dev". REV (12 hex digits)
+// and "dirty" come from the VCS stamp when the version does not already
+// carry them, as a pseudo-version such as
+// v0.0.0-20261127145604-5cce2c6a4142+dirty does.
+func formatVersion(ldVersion string, bi *debug.BuildInfo) string {
+	v := ldVersion
+	if v == "" && bi != nil {
+		v = bi.Main.Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v = strings.TrimSuffix(v, "(devel)") + "dev+" + s.Value[:12]
-			}
-		}
-		if v != "" {
-			return v
+	if v == "" || v == "(devel)" {
+		v = "dev"
+	}
+	if bi == nil {
+		return v
+	}
+	var rev string
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
 		}
 	}
-	return "dev"
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" || strings.Contains(v, rev) {
+		return v
+	}
+	if dirty && !strings.Contains(v, "+dirty") {
+		return v + " (" + rev + ", dirty)"
+	}
+	return v + " (" + rev + ")"
 }

@@ -48,7 +48,7 @@ default policy is strict; flags override single fields of the policy.`,
 	fl.StringVarP(&f.backend, "backend", "b", string(kavach.DefaultBackend), "backend: "+backendList())
 	fl.StringVarP(&f.policy, "policy", "p", "strict", "preset (minimal, basic, strict) or policy file (JSON/YAML)")
 	fl.StringVar(&f.seccomp, "seccomp", "", "seccomp profile: off, basic, strict")
-	fl.BoolVar(&f.network, "network", false, "unrestricted host networking (refused under the default strict policy)")
+	fl.BoolVar(&f.network, "network", false, "unrestricted host networking, no egress proxy (the score loses the network-off modifier); see --allow-host")
 	fl.BoolVar(&f.noNetwork, "no-network", false, "no network (loopback only)")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "allow HOST[:PORT] (or *.HOST) through the egress proxy; repeatable, turns on allowlist mode")
 	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 512M")
@@ -85,42 +85,105 @@ func backendList() string {
 }
 
 func runRun(cmd *cobra.Command, f *runFlags, argv []string) error {
+	stderr := cmd.ErrOrStderr()
 	cfg, done, err := buildConfig(cmd, f)
 	defer done()
 	if err != nil {
-		return exitWith(exitKavachError, err)
+		return runError(cmd, f, knownBackend(f.backend), err)
 	}
 	var opts []kavach.ExecOption
 	if f.stdin {
 		opts = append(opts, kavach.WithStdin(cmd.InOrStdin()))
 	}
-	res, exported, err := runAndExport(cmd.Context(), cfg, argv, f.exports, opts)
+	res, exported, ran, err := runAndExport(cmd.Context(), cfg, argv, f.exports, opts)
 	if err != nil {
-		return exitWith(exitKavachError, err)
+		if ran == "" {
+			ran = knownBackend(string(cfg.Backend))
+		}
+		return runError(cmd, f, ran, err)
 	}
 	out := cmd.OutOrStdout()
 	if f.asJSON {
 		if err := writeJSON(out, res); err != nil {
 			return exitWith(exitKavachError, err)
 		}
-	} else if err := passOutput(out, cmd.ErrOrStderr(), res); err != nil {
-		return exitWith(exitKavachError, err)
-	}
-	if f.verbose {
-		fmt.Fprintf(cmd.ErrOrStderr(), "kavach: %s sandbox %s, score %s, %s (exit %d) in %.1f ms\n",
-			res.Backend, res.ID, res.Score, res.Status, res.ExitCode, res.DurationMS)
-	}
-	if res.Status == kavach.StatusError && res.Error != "" && !f.asJSON {
-		fmt.Fprintln(cmd.ErrOrStderr(), "kavach:", res.Error)
+	} else {
+		if err := passOutput(out, stderr, res); err != nil {
+			return exitWith(exitKavachError, err)
+		}
+		if passed := res.Stderr; passed != "" && !strings.HasSuffix(passed, "\n") && !withheld(res) {
+			// kavach's own lines below start on a line of their own.
+			stderr = &newlineFirst{w: stderr}
+		}
+		if note := truncationNote(res, cmd.Flags(), f.maxOutput, &cfg); note != "" {
+			fmt.Fprintln(stderr, "kavach:", note)
+		}
 	}
 	code := res.ExitStatus()
-	if withheld := writeExports(cmd.ErrOrStderr(), exported); withheld && code == 0 {
+	if kept := writeExports(stderr, exported); kept && code == 0 {
 		code = exitGate
+	}
+	if f.verbose {
+		fmt.Fprintf(stderr, "kavach: %s sandbox %s, score %s, %s (exit %d) in %.1f ms\n",
+			res.Backend, res.ID, res.Score, res.Status, code, res.DurationMS)
+	}
+	if res.Status == kavach.StatusError && res.Error != "" {
+		// With --json too: stdout holds the result, stderr the error (SPEC §7).
+		fmt.Fprintln(stderr, "kavach:", res.Error)
 	}
 	if code != 0 {
 		return exitWith(code, nil)
 	}
 	return nil
+}
+
+// runError is a kavach error (exit 125) of `kavach run` after its flags
+// were parsed. With --json, stdout also gets a JSON object saying so, with
+// the backend when it is known; the error itself goes to stderr as always.
+// An interruption is reported by run (exit 128+N), also as JSON here.
+func runError(cmd *cobra.Command, f *runFlags, backendName string, err error) error {
+	msg := err.Error()
+	if interruptSignal(cmd.Context()) != 0 {
+		msg = "interrupted"
+	}
+	if f.asJSON {
+		_ = writeJSON(cmd.OutOrStdout(), struct {
+			Status  kavach.Status `json:"status"`
+			Error   string        `json:"error"`
+			Backend string        `json:"backend,omitempty"`
+		}{kavach.StatusError, msg, backendName})
+	}
+	return exitWith(exitKavachError, err)
+}
+
+// knownBackend is the backend a name stands for, or "" when that is not
+// known before a sandbox exists (auto) or the name is not a backend.
+func knownBackend(name string) string {
+	n, err := backend.ParseName(name)
+	if err != nil || n == backend.Auto {
+		return ""
+	}
+	return string(n)
+}
+
+// truncationNote says which streams were cut at the output cap, naming the
+// cap as --max-output gave it or as the policy sets it.
+func truncationNote(res *kavach.Result, fl *pflag.FlagSet, given string, cfg *kavach.Config) string {
+	var streams []string
+	if res.StdoutTruncated {
+		streams = append(streams, "stdout")
+	}
+	if res.StderrTruncated {
+		streams = append(streams, "stderr")
+	}
+	if len(streams) == 0 {
+		return ""
+	}
+	limit := strings.TrimSpace(given)
+	if !fl.Changed("max-output") || limit == "" {
+		limit = policy.Size(cfg.Policy.EffectiveMaxOutput()).String()
+	}
+	return fmt.Sprintf("%s truncated at %s (--max-output)", strings.Join(streams, " and "), limit)
 }
 
 type export struct {
@@ -130,18 +193,20 @@ type export struct {
 
 // runAndExport runs the command in a fresh sandbox, then copies the
 // requested files out through the gate before destroying it.
-func runAndExport(ctx context.Context, cfg kavach.Config, argv, specs []string, opts []kavach.ExecOption) (*kavach.Result, []export, error) {
+// It also returns the backend the sandbox ran on ("" when none was created).
+func runAndExport(ctx context.Context, cfg kavach.Config, argv, specs []string, opts []kavach.ExecOption) (*kavach.Result, []export, string, error) {
 	sb, err := kavach.New(ctx, cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	defer sb.Destroy(context.WithoutCancel(ctx))
+	ran := string(sb.Backend())
 	if err := sb.Start(ctx); err != nil {
-		return nil, nil, err
+		return nil, nil, ran, err
 	}
 	res, err := sb.Exec(ctx, argv, opts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, ran, err
 	}
 	var out []export
 	for _, spec := range specs {
@@ -151,11 +216,11 @@ func runAndExport(ctx context.Context, cfg kavach.Config, argv, specs []string, 
 		}
 		f, err := sb.Export(ctx, src)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--export %s: %w", spec, err)
+			return nil, nil, ran, fmt.Errorf("--export %s: %w", spec, err)
 		}
 		out = append(out, export{dest: dest, file: f})
 	}
-	return res, out, nil
+	return res, out, ran, nil
 }
 
 // writeExports writes the files the gate let through (new files, mode
@@ -179,9 +244,32 @@ func writeExports(stderr io.Writer, files []export) (withheld bool) {
 	return withheld
 }
 
+// newlineFirst writes a newline before the first write to w: it follows
+// command output that did not end a line.
+type newlineFirst struct {
+	w    io.Writer
+	done bool
+}
+
+func (n *newlineFirst) Write(p []byte) (int, error) {
+	if !n.done && len(p) > 0 {
+		n.done = true
+		if _, err := io.WriteString(n.w, "\n"); err != nil {
+			return 0, err
+		}
+	}
+	return n.w.Write(p)
+}
+
+// withheld reports whether the gate kept the output back.
+func withheld(res *kavach.Result) bool {
+	v := res.Gate.Verdict
+	return v == gate.VerdictBlock || v == gate.VerdictQuarantine
+}
+
 // passOutput writes the command's output, unless the gate withheld it.
 func passOutput(stdout, stderr io.Writer, res *kavach.Result) error {
-	if v := res.Gate.Verdict; v == gate.VerdictBlock || v == gate.VerdictQuarantine {
+	if v := res.Gate.Verdict; withheld(res) {
 		msg := "output blocked by the gate"
 		if v == gate.VerdictQuarantine {
 			msg = "output quarantined as " + res.Gate.QuarantineID + " (kavach quarantine show " + res.Gate.QuarantineID + ")"
@@ -222,10 +310,6 @@ func flagsBuilder(fl *pflag.FlagSet, f *runFlags) (*kavach.Builder, error) {
 	}
 	if f.network && f.noNetwork {
 		return nil, fmt.Errorf("--network and --no-network are exclusive")
-	}
-	if f.network && !fl.Changed("policy") && base.Name == "strict" {
-		return nil, fmt.Errorf("--network (unrestricted host networking) is refused under the default strict policy: " +
-			"choose a policy explicitly (--policy minimal|basic|FILE), or use --allow-host for an allowlist")
 	}
 	if f.network && len(f.allowHosts) > 0 {
 		return nil, fmt.Errorf("--network and --allow-host are exclusive: --allow-host already turns the network on, through the egress proxy")
