@@ -87,7 +87,9 @@ func (c *Config) Validate() error {
 	if c.Backend == "" {
 		c.Backend = DefaultBackend
 	}
-	if reflect.ValueOf(c.Policy).IsZero() {
+	// Every valid policy names a seccomp profile: test that before the
+	// (slower) reflection.
+	if c.Policy.Seccomp == "" && reflect.ValueOf(c.Policy).IsZero() {
 		c.Policy = policy.Strict()
 	}
 	if _, err := backend.ParseName(string(c.Backend)); err != nil {
