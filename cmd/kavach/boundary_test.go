@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runEnv runs kavach with extra environment variables and stdin.
@@ -360,5 +361,48 @@ func TestExportFromContainers(t *testing.T) {
 		if r.code != 125 || !strings.Contains(r.stderr, "/work only") {
 			t.Errorf("%s: export outside /work: %v", name, r)
 		}
+	}
+}
+
+// TestExportDestinationNotFollowed: the payload writes to the export's
+// destination directory through a --rw bind and plants a symlink (or a
+// FIFO) at the destination, or turns a directory on the way into a
+// symlink. kavach, running as root, must neither write through the link
+// nor block on the FIFO.
+func TestExportDestinationNotFollowed(t *testing.T) {
+	processAvailable(t)
+	dir := t.TempDir()
+	out, victim := filepath.Join(dir, "out"), filepath.Join(dir, "victim")
+	if err := os.MkdirAll(filepath.Join(out, "sub"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, []byte("ORIGINAL\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runKavach(t, "run", "--rw", out+":/work/out", "--export", "/work/r:"+filepath.Join(out, "report"),
+		"--", "sh", "-c", "echo attacker > /work/r; ln -s "+victim+" /work/out/report")
+	if b, _ := os.ReadFile(victim); string(b) != "ORIGINAL\n" || r.code != 0 {
+		t.Fatalf("export wrote through a planted symlink: victim %q, %v", b, r)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "report")); err != nil || string(b) != "attacker\n" {
+		t.Fatalf("export not written in place of the link: %q %v", b, err)
+	}
+	done := make(chan result, 1)
+	go func() {
+		done <- runKavach(t, "run", "--rw", out+":/work/out", "--export", "/work/r:"+filepath.Join(out, "fifo"),
+			"--", "sh", "-c", "echo x > /work/r; mkfifo /work/out/fifo")
+	}()
+	select {
+	case r := <-done:
+		if fi, err := os.Lstat(filepath.Join(out, "fifo")); r.code != 0 || err != nil || !fi.Mode().IsRegular() {
+			t.Fatalf("export over a FIFO: %v, %v", r, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("export blocked on a FIFO planted at the destination")
+	}
+	r = runKavach(t, "run", "--rw", out+":/work/out", "--export", "/work/r:"+filepath.Join(out, "sub", "x"),
+		"--", "sh", "-c", "echo attacker > /work/r; rmdir /work/out/sub; ln -s "+dir+" /work/out/sub")
+	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil || r.code == 0 || !strings.Contains(r.stderr, "symlink") {
+		t.Fatalf("export followed a directory swapped for a symlink: %v", r)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -187,7 +186,7 @@ func truncationNote(res *kavach.Result, fl *pflag.FlagSet, given string, cfg *ka
 }
 
 type export struct {
-	dest string
+	dest exportTarget
 	file *kavach.Exported
 }
 
@@ -195,6 +194,10 @@ type export struct {
 // requested files out through the gate before destroying it.
 // It also returns the backend the sandbox ran on ("" when none was created).
 func runAndExport(ctx context.Context, cfg kavach.Config, argv, specs []string, opts []kavach.ExecOption) (*kavach.Result, []export, string, error) {
+	targets, err := parseExports(specs)
+	if err != nil {
+		return nil, nil, "", err
+	}
 	sb, err := kavach.New(ctx, cfg)
 	if err != nil {
 		return nil, nil, "", err
@@ -209,22 +212,18 @@ func runAndExport(ctx context.Context, cfg kavach.Config, argv, specs []string, 
 		return nil, nil, ran, err
 	}
 	var out []export
-	for _, spec := range specs {
-		src, dest, ok := strings.Cut(spec, ":")
-		if !ok || dest == "" {
-			dest = filepath.Base(src)
-		}
-		f, err := sb.Export(ctx, src)
+	for _, t := range targets {
+		f, err := sb.Export(ctx, t.src)
 		if err != nil {
-			return nil, nil, ran, fmt.Errorf("--export %s: %w", spec, err)
+			return nil, nil, ran, fmt.Errorf("--export %s: %w", t.src, err)
 		}
-		out = append(out, export{dest: dest, file: f})
+		out = append(out, export{dest: t, file: f})
 	}
 	return res, out, ran, nil
 }
 
 // writeExports writes the files the gate let through (new files, mode
-// 0600) and reports whether it withheld any.
+// 0600, see exportTarget.write) and reports whether it withheld any.
 func writeExports(stderr io.Writer, files []export) (withheld bool) {
 	for _, e := range files {
 		switch v := e.file.Gate.Verdict; {
@@ -235,7 +234,7 @@ func writeExports(stderr io.Writer, files []export) (withheld bool) {
 			fmt.Fprintf(stderr, "kavach: %s: quarantined as %s\n", e.file.Path, e.file.Gate.QuarantineID)
 			withheld = true
 		default:
-			if err := os.WriteFile(e.dest, e.file.Data, 0o600); err != nil {
+			if err := e.dest.write(e.file.Data); err != nil {
 				fmt.Fprintf(stderr, "kavach: %s: %v\n", e.file.Path, err)
 				withheld = true
 			}
