@@ -125,9 +125,9 @@ func idmapFiles(cfg *initConfig, userns bool) ([]*os.File, error) {
 	return files, nil
 }
 
-// bindIDMapped binds the directory open at srcFD (path src, for errors) at
-// dst through the user namespace usernsFD.
-func bindIDMapped(srcFD int, src, dst string, usernsFD int) error {
+// bindIDMapped binds the directory open at srcFD (path src, for errors) on
+// the mount point open at dstFD, through the user namespace usernsFD.
+func bindIDMapped(srcFD int, src string, dstFD, usernsFD int) error {
 	fd, err := unix.OpenTree(srcFD, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
 	if err != nil {
 		return fmt.Errorf("open_tree %s: %w", src, err)
@@ -140,8 +140,8 @@ func bindIDMapped(srcFD int, src, dst string, usernsFD int) error {
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
 		return fmt.Errorf("idmap %s: %w", src, err)
 	}
-	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("move_mount %s: %w", dst, err)
+	if err := unix.MoveMount(fd, "", dstFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount %s: %w", src, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -164,12 +165,11 @@ func bindWork(r string, c *initConfig) error {
 // the bind is made from that descriptor.
 func bindPolicyMounts(r string, c *initConfig) error {
 	for _, m := range c.Mounts {
-		dst := filepath.Join(r, m.Dest)
 		fd, err := openSource(m.Source)
 		if err != nil {
 			return err
 		}
-		err = bindPolicyMount(fd, m, dst, c)
+		err = bindPolicyMount(fd, m, r, c)
 		unix.Close(fd)
 		if err != nil {
 			return err
@@ -178,22 +178,121 @@ func bindPolicyMounts(r string, c *initConfig) error {
 	return nil
 }
 
-func bindPolicyMount(fd int, m bindMount, dst string, c *initConfig) error {
-	src := "/proc/self/fd/" + strconv.Itoa(fd)
-	if err := mountPoint(src, dst); err != nil {
+// bindPolicyMount binds the source open as fd at m.Dest beneath r. The
+// mount point is made and reached without following any symbolic link
+// (mountPointAt), and the bind is attached to that descriptor, not to a
+// path the kernel would resolve again.
+func bindPolicyMount(fd int, m bindMount, r string, c *initConfig) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("bind %s: %w", m.Source, err)
+	}
+	mp, err := mountPointAt(r, m.Dest, st.Mode&unix.S_IFMT == unix.S_IFDIR)
+	if err != nil {
 		return err
 	}
-	if m.IDMap < 0 || m.IDMap >= len(c.usernsFDs) {
-		if err := unix.Mount(src, dst, "", bindFlags, ""); err != nil {
-			return fmt.Errorf("bind %s: %w", m.Source, err)
-		}
-		flags := uintptr(safeFlags)
-		if !m.RW {
-			flags |= unix.MS_RDONLY
-		}
-		return remount(dst, flags)
+	defer unix.Close(mp)
+	if m.IDMap >= 0 && m.IDMap < len(c.usernsFDs) {
+		return bindIDMapped(fd, m.Source, mp, c.usernsFDs[m.IDMap])
 	}
-	return bindIDMapped(fd, m.Source, dst, c.usernsFDs[m.IDMap])
+	if err := unix.Mount(fdPath(fd), fdPath(mp), "", bindFlags, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", m.Source, err)
+	}
+	// mp is the covered mount point: reach the new bind's root the same
+	// way to set its attributes.
+	top, err := openBeneath(r, m.Dest)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(top)
+	flags := uintptr(safeFlags)
+	if !m.RW {
+		flags |= unix.MS_RDONLY
+	}
+	return remount(fdPath(top), flags)
+}
+
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// ErrMountPointLink refuses a mount destination whose path beneath the
+// sandbox's root goes through a symbolic link. Such a path can only go
+// through the work directory or a read-write bind, which the payload
+// writes, so the link would be the payload's, pointing the bind — and the
+// directories and files made for it, as root — at the host.
+var ErrMountPointLink = errors.New("process: a mount destination goes through a symbolic link")
+
+// mountPointAt makes the mount point for dest beneath r — a directory, or
+// an empty file when the source is not one — creating what is missing, and
+// returns an O_PATH descriptor of it. Every component is created and
+// opened relative to its parent's descriptor, never following a symbolic
+// link, so nothing is made or mounted outside r whatever the payload left
+// in the work directory.
+func mountPointAt(r, dest string, dir bool) (int, error) {
+	cur, err := unix.Open(r, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("mount point %s: %w", dest, err)
+	}
+	parts := strings.Split(strings.Trim(filepath.Clean(dest), "/"), "/")
+	for i, name := range parts {
+		last := i == len(parts)-1
+		wantDir := !last || dir
+		if err := makeEntry(cur, name, wantDir); err != nil {
+			unix.Close(cur)
+			return -1, fmt.Errorf("mount point %s: %w", dest, err)
+		}
+		flags := uint64(unix.O_PATH | unix.O_CLOEXEC) // RESOLVE_NO_SYMLINKS refuses a final link too
+		if wantDir {
+			flags |= unix.O_DIRECTORY
+		}
+		next, err := unix.Openat2(cur, name, &unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+		unix.Close(cur)
+		if errors.Is(err, unix.ELOOP) {
+			return -1, fmt.Errorf("%w: %s", ErrMountPointLink, dest)
+		}
+		if err != nil {
+			return -1, fmt.Errorf("mount point %s: %w", dest, err)
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// makeEntry creates name in the directory dfd, as a directory or an empty
+// file; an entry that exists already (maybe in a read-only bind) is left
+// for the caller to open, or refuse.
+func makeEntry(dfd int, name string, dir bool) error {
+	var err error
+	if dir {
+		err = unix.Mkdirat(dfd, name, 0o755)
+	} else {
+		var fd int
+		if fd, err = unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644); err == nil {
+			unix.Close(fd)
+		}
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	return err
+}
+
+// openBeneath opens dest beneath r as an O_PATH descriptor, following no
+// symbolic link; a mount on dest is crossed into, as any lookup does.
+func openBeneath(r, dest string) (int, error) {
+	root, err := unix.Open(r, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(root)
+	fd, err := unix.Openat2(root, strings.TrimPrefix(filepath.Clean(dest), "/"), &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+	if errors.Is(err, unix.ELOOP) {
+		return -1, fmt.Errorf("%w: %s", ErrMountPointLink, dest)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("mount point %s: %w", dest, err)
+	}
+	return fd, nil
 }
 
 // ErrSymlinkSource refuses a bind source with a symbolic link in its path.

@@ -787,3 +787,32 @@ func TestQueuedExecHonoursItsContext(t *testing.T) {
 		t.Fatalf("exec after the queue: %+v", out)
 	}
 }
+
+// TestMountPointNotFollowed: a payload that can write where a later mount
+// point goes (here a directory the caller binds at /work) plants a symlink
+// to a host directory there. The next sandbox built over it must neither
+// create its mount point on the host, as root, nor mount there.
+func TestMountPointNotFollowed(t *testing.T) {
+	proj, cache, hostDir := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := os.Chmod(proj, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: proj, Dest: policy.WorkDir, Mode: policy.ReadWrite}}
+	mustExit(t, execIn(t, newSandbox(t, p), "ln", "-s", hostDir, "/work/a"), 0)
+
+	p.Filesystem.Mounts = append(p.Filesystem.Mounts, policy.Mount{Source: cache, Dest: "/work/a/b", Mode: policy.ReadWrite})
+	d := New()
+	inst, err := d.Create(context.Background(), &backend.Spec{ID: "t-mountpoint-link", Policy: p,
+		Env: []string{"PATH=/usr/bin:/bin"}})
+	if err == nil {
+		defer inst.Destroy(context.Background())
+		_, err = inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"true"}, Timeout: 10 * time.Second})
+	}
+	if entries, _ := os.ReadDir(hostDir); len(entries) != 0 {
+		t.Fatalf("the mount point was made on the host through the payload's symlink: %v", entries)
+	}
+	if !errors.Is(err, ErrMountPointLink) && (err == nil || !strings.Contains(err.Error(), "symbolic link")) {
+		t.Fatalf("sandbox built over a planted symlink: %v", err)
+	}
+}
