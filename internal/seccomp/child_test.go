@@ -129,6 +129,8 @@ var probes = map[string]func() string{
 	"socket_raw":      func() string { return rawSocket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP) },
 	"socket_raw6_nb":  func() string { return rawSocket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMPV6) },
 	"socket_nl_audit": func() string { return rawSocket(unix.AF_NETLINK, unix.SOCK_DGRAM, netlinkAudit) },
+	"socket_uevent":   func() string { return rawSocket(unix.AF_NETLINK, unix.SOCK_DGRAM, netlinkUevent) },
+	"socket_vsock":    func() string { return rawSocket(unix.AF_VSOCK, unix.SOCK_STREAM, 0) },
 	"socket_mptcp":    func() string { return rawSocket(unix.AF_INET, unix.SOCK_STREAM, ipprotoMPTCP) },
 	"socket_mptcp_h":  func() string { return rawSocket(unix.AF_INET, unix.SOCK_STREAM, hi|ipprotoMPTCP) },
 	"socket_tcp":      func() string { return rawSocket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0) },
@@ -183,7 +185,7 @@ var filteredProbes = map[string]string{
 	"ioctl_tiocsti_h": "EPERM", "ioctl_tioclinux": "EPERM", "ioctl_tcgets": "ENOTTY",
 	"persona_linux32": "EPERM", "persona_rie": "EPERM", "persona_query": "ok",
 	"persona_linux": "ok", "clone3": "ENOSYS", "clone_newuser": "EPERM",
-	"clone_newnet": "EPERM",
+	"clone_newnet": "EPERM", "socket_uevent": "EPERM", "socket_vsock": "EPERM",
 }
 
 // runChild runs the test binary as a seccomp child.

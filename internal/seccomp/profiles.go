@@ -62,6 +62,7 @@ const (
 	sockTypeMask   = 0xf // SOCK_NONBLOCK and SOCK_CLOEXEC live above it
 	ipprotoMPTCP   = 262
 	netlinkAudit   = 9
+	netlinkUevent  = 15 // NETLINK_KOBJECT_UEVENT
 	tiocLinux      = 0x541c
 	personaLinux   = 0          // PER_LINUX
 	personaQuery   = 0xffffffff // personality(0xffffffff) reads the persona
@@ -137,6 +138,13 @@ func basicConditionalDenies() []rule {
 		deny("socket", maskedEq(1, sockTypeMask, unix.SOCK_PACKET)),
 		deny("socket", eq32(2, ipprotoMPTCP)),
 		deny("socket", eq32(0, unix.AF_NETLINK), eq32(2, netlinkAudit)),
+		// Host device events: the uevent netlink family is not per network
+		// namespace.
+		deny("socket", eq32(0, unix.AF_NETLINK), eq32(2, netlinkUevent)),
+		// vsock's port space is the whole machine's, in every network
+		// namespace: it would reach the hypervisor and the host from a
+		// sandbox whose network is off.
+		deny("socket", eq32(0, unix.AF_VSOCK)),
 		deny("ioctl", eq32(1, unix.TIOCSTI)),
 		deny("ioctl", eq32(1, tiocLinux)),
 		deny("personality", notIn32(0, personaLinux, personaQuery)),
