@@ -391,7 +391,9 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 		z.kill()
 		return nil, fmt.Errorf("%w: %v", errSandboxLost, err)
 	}
-	reply, timedOut, err := in.await(ctx, z, req.Timeout)
+	budget := cpuBudget{limit: time.Duration(in.spec.Policy.Limits.CPUTime), base: before.CPUTime}
+	reply, end, err := in.await(ctx, z, req.Timeout, budget)
+	timedOut := end == endTimeout
 	dur := time.Since(start)
 	drain(io)
 	if err != nil && !errors.Is(err, errSandboxLost) {
@@ -408,15 +410,39 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 		return nil, err // the init died for another reason
 	}
 	classify(out, reply, req.Argv[0], timedOut, oom)
+	if end == endCPU && !oom {
+		out.Status, out.Signal, out.ExitCode = backend.StatusSignaled, int(syscall.SIGXCPU), 128+int(syscall.SIGXCPU)
+	}
 	if used := after.CPUTime - before.CPUTime; used > out.CPUTime {
 		out.CPUTime = used // includes processes nobody waited for
 	}
 	return out, nil
 }
 
+// execEnd is why an exec ended, as far as kavach is concerned.
+type execEnd int
+
+const (
+	endOwn     execEnd = iota // the payload ended (or the caller cancelled)
+	endTimeout                // the wall-clock timeout
+	endCPU                    // the exec's CPU budget (policy cpu_time)
+)
+
+// cpuBudget is the CPU time one exec may use, all its processes together:
+// the sandbox cgroup's CPU counter above base. RLIMIT_CPU, set too, bounds
+// only each process, so a payload that forks would use it many times over.
+type cpuBudget struct {
+	limit, base time.Duration
+}
+
+// cpuPoll is how often an exec's CPU use is read: the budget may be
+// overrun by about this much CPU per core.
+const cpuPoll = 50 * time.Millisecond
+
 // await waits for the init's reply, asking it to kill the payload on
-// timeout or cancellation and killing the init itself if it does not obey.
-func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration) (execReply, bool, error) {
+// timeout, on using up its CPU budget or on cancellation, and killing the
+// init itself if it does not obey.
+func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration, cpu cpuBudget) (execReply, execEnd, error) {
 	type result struct {
 		r   execReply
 		err error
@@ -434,8 +460,14 @@ func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration)
 		defer t.Stop()
 		deadline = t.C
 	}
+	var poll <-chan time.Time
+	if cpu.limit > 0 && in.cg != nil {
+		t := time.NewTicker(cpuPoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	var grace <-chan time.Time
-	timedOut, cancelled := false, false
+	end, cancelled := endOwn, false
 	killPayload := func() {
 		in.thaw() // a frozen init could not act on the request
 		_ = sendMsg(z.fd(), execRequest{Kill: true})
@@ -448,17 +480,22 @@ func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration)
 		case res := <-replies:
 			if res.err != nil {
 				z.kill()
-				return res.r, timedOut, fmt.Errorf("%w: %v", errSandboxLost, res.err)
+				return res.r, end, fmt.Errorf("%w: %v", errSandboxLost, res.err)
 			}
 			if cancelled {
-				return res.r, false, ctx.Err()
+				return res.r, endOwn, ctx.Err()
 			}
-			return res.r, timedOut, nil
+			return res.r, end, nil
 		case <-deadline:
-			timedOut, deadline = true, nil
+			end, deadline, poll = endTimeout, nil, nil
 			killPayload()
+		case <-poll:
+			if in.stats().CPUTime-cpu.base >= cpu.limit {
+				end, deadline, poll = endCPU, nil, nil
+				killPayload()
+			}
 		case <-done:
-			cancelled, done = true, nil
+			cancelled, done, deadline, poll = true, nil, nil, nil
 			killPayload()
 		case <-grace:
 			in.thaw()

@@ -816,3 +816,24 @@ func TestMountPointNotFollowed(t *testing.T) {
 		t.Fatalf("sandbox built over a planted symlink: %v", err)
 	}
 }
+
+// TestCPUTimeBoundsTheWholeExec: cpu_time bounds an exec's processes
+// together; a payload that runs one busy child after another must not get
+// the limit once per child.
+func TestCPUTimeBoundsTheWholeExec(t *testing.T) {
+	p := policy.Strict()
+	p.Limits.CPUTime = policy.Duration(time.Second)
+	inst := newSandbox(t, p)
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"sh", "-c",
+		`for i in 1 2 3 4 5; do sh -c 'while :; do :; done'; done; echo survived`}, Timeout: 20 * time.Second, MaxOutput: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != backend.StatusSignaled || out.Signal != int(syscall.SIGXCPU) || strings.Contains(string(out.Stdout), "survived") {
+		t.Fatalf("status %s signal %d stdout %q: the exec outlived its CPU budget", out.Status, out.Signal, out.Stdout)
+	}
+	if out.CPUTime > 2500*time.Millisecond {
+		t.Fatalf("exec used %v of CPU under a 1s budget", out.CPUTime)
+	}
+	mustExit(t, execIn(t, inst, "true"), 0) // the next exec has a budget of its own
+}
