@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -85,6 +86,10 @@ func rlimits(c *Config) []specs.POSIXRlimit {
 	out := []specs.POSIXRlimit{
 		{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
 		{Type: "RLIMIT_NOFILE", Hard: lowered(unix.RLIMIT_NOFILE, nofileLimit), Soft: lowered(unix.RLIMIT_NOFILE, nofileLimit)},
+	}
+	if ct := time.Duration(c.Policy.Limits.CPUTime); ct > 0 {
+		n := lowered(unix.RLIMIT_CPU, uint64(math.Ceil(ct.Seconds())))
+		out = append(out, specs.POSIXRlimit{Type: "RLIMIT_CPU", Hard: n, Soft: n})
 	}
 	if pids := c.Policy.Limits.Pids; c.PidsAsRlimit && pids > 0 {
 		n := lowered(unix.RLIMIT_NPROC, uint64(pids))

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -90,6 +91,23 @@ func (c *Cgroups) CPUQuota() int64 {
 		return readLimit(p)
 	}
 	return readLimit(c.file("cpu", "", "cpu.max")) // "quota period" or "max period"
+}
+
+// CPUUsage returns the CPU time the container's processes have used (v1
+// cpuacct.usage, v2 cpu.stat usage_usec); ok is false when it cannot be
+// read.
+func (c *Cgroups) CPUUsage() (used time.Duration, ok bool) {
+	if d, v1 := c.dirs["cpuacct"]; v1 {
+		data, err := os.ReadFile(filepath.Join(d, "cpuacct.usage"))
+		ns, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		return time.Duration(ns), err == nil && perr == nil
+	}
+	if d, v2 := c.dirs[""]; v2 {
+		if _, err := os.Stat(filepath.Join(d, "cpu.stat")); err == nil {
+			return time.Duration(keyedValue(filepath.Join(d, "cpu.stat"), "usage_usec")) * time.Microsecond, true
+		}
+	}
+	return 0, false
 }
 
 // Procs lists the processes in the container's cgroup.

@@ -51,7 +51,7 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 		return nil, err
 	}
 	cmd.WaitDelay = ioDrain
-	timedOut, cancelled := c.wait(ctx, cmd, req.Timeout)
+	timedOut, overCPU, cancelled := c.wait(ctx, cmd, req.Timeout, c.cpuBudget())
 	out := &backend.ExecOutput{
 		Stdout: stdout.Bytes(), Stderr: stderr.Bytes(),
 		StdoutTruncated: stdout.Truncated(), StderrTruncated: stderr.Truncated(),
@@ -61,8 +61,35 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	if cancelled {
 		return nil, fmt.Errorf("exec: %w", ctx.Err())
 	}
-	return out, c.classify(ctx, cmd, out, timedOut, c.oomKills() > oomBefore, req.Argv[0], c.viaHelper(len(in.helperOpts) > 0))
+	oom := c.oomKills() > oomBefore
+	err = c.classify(ctx, cmd, out, timedOut, oom, req.Argv[0], c.viaHelper(len(in.helperOpts) > 0))
+	if err == nil && overCPU && !oom {
+		out.Status, out.Signal, out.ExitCode = backend.StatusSignaled, int(syscall.SIGXCPU), 128+int(syscall.SIGXCPU)
+	}
+	return out, err
 }
+
+// cpuBudget is the CPU time one exec may use, all its processes together:
+// the container cgroup's CPU counter from now on, up to the policy's
+// cpu_time. ok is false without a limit or a counter to read (RLIMIT_CPU,
+// per process, still applies).
+type cpuBudget struct {
+	limit, base time.Duration
+	ok          bool
+}
+
+func (c *Container) cpuBudget() cpuBudget {
+	limit := time.Duration(c.spec.Policy.Limits.CPUTime)
+	if limit <= 0 || c.cg == nil {
+		return cpuBudget{}
+	}
+	base, ok := c.cg.CPUUsage()
+	return cpuBudget{limit: limit, base: base, ok: ok}
+}
+
+// cpuPoll is how often an exec's CPU use is read: the budget may be
+// overrun by about this much CPU per core.
+const cpuPoll = 50 * time.Millisecond
 
 // execInput is how one exec receives its stdin and secret descriptors.
 type execInput struct {
@@ -106,9 +133,10 @@ func workdir(req *backend.ExecRequest, p *policy.Policy) string {
 	return policy.WorkDir
 }
 
-// wait waits for the runtime exec process; on timeout or cancellation it
-// kills every payload process in the container and waits again.
-func (c *Container) wait(ctx context.Context, cmd *exec.Cmd, timeout time.Duration) (timedOut, cancelled bool) {
+// wait waits for the runtime exec process; on timeout, on using up the CPU
+// budget or on cancellation it kills every payload process in the
+// container and waits again.
+func (c *Container) wait(ctx context.Context, cmd *exec.Cmd, timeout time.Duration, cpu cpuBudget) (timedOut, overCPU, cancelled bool) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	var expire <-chan time.Time
@@ -117,16 +145,32 @@ func (c *Container) wait(ctx context.Context, cmd *exec.Cmd, timeout time.Durati
 		defer t.Stop()
 		expire = t.C
 	}
-	select {
-	case <-done:
-		return false, false
-	case <-expire:
-		timedOut = true
-	case <-ctx.Done():
-		cancelled = true
+	var poll <-chan time.Time
+	if cpu.ok {
+		t := time.NewTicker(cpuPoll)
+		defer t.Stop()
+		poll = t.C
+	}
+wait:
+	for {
+		select {
+		case <-done:
+			return false, false, false
+		case <-expire:
+			timedOut = true
+			break wait
+		case <-poll:
+			if used, ok := c.cg.CPUUsage(); ok && used-cpu.base >= cpu.limit {
+				overCPU = true
+				break wait
+			}
+		case <-ctx.Done():
+			cancelled = true
+			break wait
+		}
 	}
 	c.killPayload(context.WithoutCancel(ctx), done, cmd)
-	return timedOut, cancelled
+	return timedOut, overCPU, cancelled
 }
 
 // killPayload kills every process of the container but its init, so the

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -461,4 +462,23 @@ func TestSweepStaleEveryRuntime(t *testing.T) {
 			t.Errorf("%s: bundle left: %v", c.id, err)
 		}
 	}
+}
+
+// TestCPUTimeBoundsTheWholeExec: cpu_time bounds an exec's processes
+// together, in every runtime; one busy child after another must not get
+// the limit once per child.
+func TestCPUTimeBoundsTheWholeExec(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		p := testPolicy()
+		p.Limits.CPUTime = policy.Duration(time.Second)
+		c := newContainer(t, k, p)
+		out := runReq(t, c, &backend.ExecRequest{Argv: []string{"sh", "-c",
+			`for i in 1 2 3 4 5; do sh -c 'while :; do :; done'; done; echo survived`}, Timeout: 20 * time.Second, MaxOutput: 1 << 10})
+		if out.Status != backend.StatusSignaled || out.Signal != int(syscall.SIGXCPU) || strings.Contains(string(out.Stdout), "survived") {
+			t.Fatalf("status %s signal %d stdout %q after %v: the exec outlived its CPU budget", out.Status, out.Signal, out.Stdout, out.Duration)
+		}
+		if out := run(t, c, "true"); out.Status != backend.StatusExited {
+			t.Errorf("next exec: %s", out.Status)
+		}
+	})
 }
