@@ -141,6 +141,18 @@ type CreateProver interface {
 	CreateProves() bool
 }
 
+// SandboxUID and SandboxGID are the host ids payloads run as on the
+// backends that run them as host processes without a user namespace
+// (process and oci, as root). They are ids no host account uses: not 65534
+// (nobody), which host services run as, and whose processes could then
+// read a payload's environment — its secrets — or trace it. The value lies
+// above the ranges container managers allocate (up to 0x6FFFFFFF), below
+// the range systemd reserves for foreign files (0x7FFE0000) and below 2^31.
+const (
+	SandboxUID = 0x70000000
+	SandboxGID = SandboxUID
+)
+
 // StaleCleaner is implemented by drivers whose sandboxes leave state on the
 // host when the kavach process that made them dies without destroying them
 // (containers, cgroups, directories). CleanupStale removes what processes

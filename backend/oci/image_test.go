@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,7 +131,7 @@ func TestImageRootFS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := "img=from-image base=sandbox uid=65534 host-sh-hidden=true root-ro=true work-rw=true\nfd=s3cret err=<nil>\n"
+			want := fmt.Sprintf("img=from-image base=sandbox uid=%d host-sh-hidden=true", backend.SandboxUID) + " root-ro=true work-rw=true\nfd=s3cret err=<nil>\n"
 			if string(out.Stdout) != want || out.ExitCode != 0 {
 				t.Fatalf("stdout %q stderr %q code %d, want %q", out.Stdout, out.Stderr, out.ExitCode, want)
 			}

@@ -18,14 +18,14 @@ import (
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
-// Read-write binds and the sandbox user. As root, the payload runs as uid
-// 65534, which usually cannot write the caller's directories. A read-write
+// Read-write binds and the sandbox user. As root, the payload runs as
+// sandboxUID, which cannot write the caller's directories. A read-write
 // bind whose source belongs to someone else is therefore an idmapped mount
 // (mount_setattr MOUNT_ATTR_IDMAP): inside, the owner's files appear as the
 // sandbox user's, and what the sandbox creates belongs to the owner on the
 // host. No other file changes owner, and nothing outside the bind is
 // affected. The mapping is described by a user namespace that exists only
-// for that purpose (owner ↔ 65534), created once per owner and reused.
+// for that purpose (owner ↔ sandbox user), created once per owner and reused.
 
 const holderName = "kavach-userns-holder"
 
@@ -91,7 +91,7 @@ func idmapFiles(cfg *initConfig, userns bool) ([]*os.File, error) {
 		// Rootless, the payload already is the caller. In a user namespace
 		// by choice, the kernel allows idmapping a host file system only to
 		// the initial namespace's administrator: plain binds, which the
-		// sandbox user (65534) must be allowed to write.
+		// sandbox user must be allowed to write.
 		return nil, nil
 	}
 	var files []*os.File

@@ -1,5 +1,7 @@
 package process
 
+import "github.com/kavach-sandbox/kavach/backend"
+
 // initConfig is what the parent sends to the sandbox init over fd 3, as
 // JSON. It holds no secrets: secret values travel through their own pipes.
 type initConfig struct {
@@ -62,8 +64,8 @@ type initReport struct {
 // fdSocket is the init's end of its socket to the parent.
 const fdSocket = 3
 
-// The unprivileged identity the payload runs as.
+// The unprivileged identity the payload runs as (see backend.SandboxUID).
 const (
-	sandboxUID = 65534
-	sandboxGID = 65534
+	sandboxUID = backend.SandboxUID
+	sandboxGID = backend.SandboxGID
 )

@@ -87,8 +87,8 @@ func makeEtc(r string, c *initConfig) error {
 		return err
 	}
 	files := map[string]string{
-		"passwd":        "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:65534:65534:kavach sandbox:/work:/bin/sh\n",
-		"group":         "root:x:0:\nsandbox:x:65534:\n",
+		"passwd":        fmt.Sprintf("root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:%d:%d:kavach sandbox:/work:/bin/sh\n", sandboxUID, sandboxGID),
+		"group":         fmt.Sprintf("root:x:0:\nsandbox:x:%d:\n", sandboxGID),
 		"hosts":         "127.0.0.1\tlocalhost " + c.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"hostname":      c.Hostname + "\n",
 		"nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",

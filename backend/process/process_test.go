@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -497,7 +498,7 @@ func TestReadWriteBindOwnedByCaller(t *testing.T) {
 	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/out", Mode: policy.ReadWrite}}
 	out := run(t, p, "cat /out/in && echo from-sandbox > /out/result && stat -c %u /out/result && id -u")
 	mustExit(t, out, 0)
-	if got := string(out.Stdout); got != "from-host\n65534\n65534\n" {
+	if got, want := string(out.Stdout), fmt.Sprintf("from-host\n%d\n%d\n", sandboxUID, sandboxUID); got != want {
 		t.Fatalf("stdout %q", got)
 	}
 	var st syscall.Stat_t
@@ -642,7 +643,11 @@ func TestUserNamespaceByChoice(t *testing.T) {
 	inst := newSandbox(t, p)
 	out := execIn(t, inst, "sh", "-c", "cat /proc/self/uid_map | tr -s ' ' | tr '\\n' ';'; id -u; grep -E '^Cap(Eff|Bnd)' /proc/self/status; echo ok > /out/f; unshare -U true || echo no-nested")
 	mustExit(t, out, 0)
-	want := " 0 0 1; 65534 65534 1;65534\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nno-nested\n"
+	// The kernel prints each uid_map line as "%10d %10d %10d"; the script
+	// squeezes runs of spaces (tr -s ' ') and joins the lines with ';'.
+	uidMap := fmt.Sprintf("%10d %10d %10d\n%10d %10d %10d\n", 0, 0, 1, sandboxUID, sandboxUID, 1)
+	uidMap = strings.ReplaceAll(regexp.MustCompile(` +`).ReplaceAllString(uidMap, " "), "\n", ";")
+	want := fmt.Sprintf("%s%d\n", uidMap, sandboxUID) + "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nno-nested\n"
 	if got := string(out.Stdout); got != want {
 		t.Fatalf("stdout %q, want %q (stderr %q)", got, want, out.Stderr)
 	}

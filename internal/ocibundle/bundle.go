@@ -21,6 +21,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
@@ -29,12 +30,12 @@ import (
 // in 1.0.2.
 const OCIVersion = "1.0.2"
 
-// Sandbox identity: payloads run as this unprivileged uid and gid, with no
-// capabilities, unless the bundle is rootless (then as uid 0 of a user
-// namespace that maps only the caller's own uid).
+// Sandbox identity: payloads run as this unprivileged uid and gid (see
+// backend.SandboxUID), with no capabilities, unless the bundle is rootless
+// (then as uid 0 of a user namespace that maps only the caller's own uid).
 const (
-	UID = 65534
-	GID = 65534
+	UID = backend.SandboxUID
+	GID = backend.SandboxGID
 )
 
 // ErrExists is returned by Create when the bundle directory already exists.

@@ -164,6 +164,7 @@ func (c *Container) Destroy(ctx context.Context) error {
 		return fmt.Errorf("destroy %s: %w", c.id, err)
 	}
 	c.destroyed = true
+	killCgroupProcs(c.id) // processes the runtime may not know it started
 	c.reaper.wait(reaperWait)
 	removeCgroups(c.id)
 	if c.bundle != nil {

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // idPrefix starts every container id kavach creates. The full form is
@@ -99,9 +102,12 @@ func CleanupStale(ctx context.Context, r *Runtime) {
 			_ = os.RemoveAll(filepath.Join(BundleDir(), e.Name()))
 		}
 	}
+	done := map[string]bool{}
 	for _, d := range staleCgroupDirs() {
-		if !ownerAlive(filepath.Base(d)) {
-			_ = os.Remove(d)
+		if id := filepath.Base(d); !done[id] && !ownerAlive(id) {
+			done[id] = true
+			killCgroupProcs(id)
+			removeCgroups(id)
 		}
 	}
 }
@@ -165,8 +171,43 @@ func staleCgroupDirs() []string {
 // during create may have made them already). rmdir only succeeds on an
 // empty cgroup, so a live container's are never touched.
 func removeCgroups(id string) {
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, id))
-	for _, d := range append(dirs, filepath.Join(cgroupRoot, cgroupParent, id)) {
+	for _, d := range cgroupDirs(id) {
 		_ = os.Remove(d)
+	}
+}
+
+// cgroupDirs are the directories the container's cgroup would have, in
+// every v1 hierarchy and in v2.
+func cgroupDirs(id string) []string {
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, id))
+	return append(dirs, filepath.Join(cgroupRoot, cgroupParent, id))
+}
+
+// killCgroupProcs kills every process left in the container's cgroups. A
+// runtime cut short while it creates a container can leave the container's
+// processes (gVisor's sandbox and gofer) running without having recorded
+// the container, so that no delete reaches them; only the cgroup still
+// names them. It thaws a frozen cgroup first (frozen processes die only
+// once thawed) and gives up after about a second.
+func killCgroupProcs(id string) {
+	dirs := cgroupDirs(id)
+	for range 100 {
+		var pids []int
+		for _, d := range dirs {
+			_ = os.WriteFile(filepath.Join(d, "freezer.state"), []byte("THAWED"), 0)
+			data, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
