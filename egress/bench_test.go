@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 )
@@ -53,7 +52,7 @@ func BenchmarkEgress(b *testing.B) {
 		benchGet(b, viaProxy, fmt.Sprintf("https://api.allowed.test:%d/", tlsUp.port))
 	})
 	b.Run("latency/https-terminated", func(b *testing.B) {
-		benchGet(b, viaProxyMITM, fmt.Sprintf("https://bound.test:%d/?key=%s", boundUp.port, url.QueryEscape(ph)))
+		benchGet(b, viaProxyMITM, fmt.Sprintf("https://bound.test:%d/", boundUp.port), "Authorization", "Bearer "+ph)
 	})
 
 	b.Run("conns/direct", func(b *testing.B) { benchConns(b, func() net.Conn { return dialT(b, echo.String()) }) })
@@ -107,15 +106,15 @@ func benchThroughput(b *testing.B, open func() net.Conn) {
 	}
 }
 
-func benchGet(b *testing.B, c *http.Client, u string) {
+func benchGet(b *testing.B, c *http.Client, u string, hdr ...string) {
 	for i := 0; i < 3; i++ { // warm the connection pools
-		if code, body, err := get(b, c, u); err != nil || code != 200 {
+		if code, body, err := get(b, c, u, hdr...); err != nil || code != 200 {
 			b.Fatalf("GET %s: %d %q %v", u, code, body, err)
 		}
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if code, _, err := get(b, c, u); err != nil || code != 200 {
+		if code, _, err := get(b, c, u, hdr...); err != nil || code != 200 {
 			b.Fatalf("GET %s: %d %v", u, code, err)
 		}
 	}

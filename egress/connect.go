@@ -49,6 +49,7 @@ func (s *session) handleConnect(req *http.Request) {
 // is the client's malformed target, if any.
 func (s *session) openTunnel(o opener, t target, parseErr error) {
 	refuse := func(err error) {
+		err = s.p.scrubErr(err)
 		s.report(o.method(), t, err)
 		o.refuse(err)
 	}
@@ -262,25 +263,35 @@ type bufferedConn struct {
 func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 // leakScan returns a check of everything a client sends into an opaque
-// tunnel: any credential placeholder there is a leak. It keeps the last
-// bytes of each chunk so that a placeholder split across reads is found.
+// tunnel: any credential placeholder there, or the real value of a secret
+// in any form the cleaner knows, is a leak (no secret is bound to a host
+// whose tunnel stays opaque). It keeps the last bytes of each chunk so that
+// a value split across reads is found.
 func (s *session) leakScan(method string, t target) func([]byte) error {
-	if len(s.p.subs) == 0 {
+	c := s.p.clean
+	if c == nil {
 		return nil
 	}
-	keep := 0
+	keep := c.window
 	for _, sub := range s.p.subs {
 		keep = max(keep, len(sub.placeholder)-1)
 	}
+	unbound := func(owner int) bool { return !anyMatch(c.owners[owner].hosts, t) }
 	var window []byte
 	return func(b []byte) error {
 		window = append(window, b...)
+		var err error
 		for _, sub := range s.p.subs {
 			if bytes.Contains(window, []byte(sub.placeholder)) {
-				err := fmt.Errorf("%w: %s", ErrCredentialLeak, t)
-				s.report(method, t, err)
-				return err
+				err = fmt.Errorf("%w: %s", ErrCredentialLeak, t)
 			}
+		}
+		if err == nil && leakIn(c, window, false, unbound) {
+			err = fmt.Errorf("%w: %s (the real value of a secret)", ErrCredentialLeak, t)
+		}
+		if err != nil {
+			s.report(method, t, err)
+			return err
 		}
 		if len(window) > keep {
 			window = append(window[:0], window[len(window)-keep:]...)

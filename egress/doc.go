@@ -14,8 +14,11 @@
 // For hosts bound to a credential (Substitution or HeaderRule) the proxy
 // terminates TLS with a certificate issued by a per-proxy CA, swaps
 // placeholders for real secrets or adds headers, and verifies the upstream
-// against the configured roots. A placeholder seen on its way to any other
-// host is blocked and reported as a leak.
+// against the configured roots. A placeholder, or the real value of a
+// secret in any common encoding, seen on its way to any other host is
+// blocked and reported as a leak. Every response the proxy forwards is
+// cleaned of the secrets (raw, hex, base64, UTF-16, percent- or
+// JSON-escaped), which are replaced by their placeholders.
 //
 // Every decision is reported as an Event; events never carry secret values.
 package egress

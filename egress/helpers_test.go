@@ -97,6 +97,8 @@ type upstream struct {
 	mu     sync.Mutex
 	reqs   []seen
 	hellos int // TLS ClientHellos received
+	// answer, when set, writes the response (after the request is recorded).
+	answer http.HandlerFunc
 }
 
 func (u *upstream) handle(w http.ResponseWriter, r *http.Request) {
@@ -104,6 +106,10 @@ func (u *upstream) handle(w http.ResponseWriter, r *http.Request) {
 	u.reqs = append(u.reqs, seen{Host: r.Host, URL: r.URL.String(), Authorization: r.Header.Get("Authorization"), Header: r.Header.Clone()})
 	u.mu.Unlock()
 	io.Copy(io.Discard, r.Body)
+	if u.answer != nil {
+		u.answer(w, r)
+		return
+	}
 	if r.URL.Path == "/echo" { // a server that reflects what it was sent
 		w.Header().Set("X-Echo", r.Header.Get("Authorization"))
 		fmt.Fprintf(w, "you sent %s", r.Header.Get("Authorization"))
@@ -126,7 +132,13 @@ func (u *upstream) helloCount() int {
 
 func newUpstream(t testing.TB, useTLS bool) *upstream {
 	t.Helper()
-	u := &upstream{}
+	return newAnswering(t, useTLS, nil)
+}
+
+// newAnswering starts an upstream whose responses answer writes.
+func newAnswering(t testing.TB, useTLS bool, answer http.HandlerFunc) *upstream {
+	t.Helper()
+	u := &upstream{answer: answer}
 	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(u.handle))
 	u.Config.ErrorLog = log.New(io.Discard, "", 0) // refused tunnels make expected handshake noise
 	if useTLS {

@@ -53,7 +53,7 @@ func (s *session) handleRequest(w io.Writer, req *http.Request, tun *tunnel) boo
 		s.deny(w, req.Method, t, err)
 		return false
 	}
-	out, body, subs, err := s.p.prepare(req, t, scheme)
+	out, body, restore, err := s.p.prepare(req, t, scheme)
 	if err != nil {
 		s.deny(w, req.Method, t, err)
 		return false
@@ -71,8 +71,8 @@ func (s *session) handleRequest(w io.Writer, req *http.Request, tun *tunnel) boo
 		return false
 	}
 	defer resp.Body.Close()
-	if len(subs) > 0 {
-		if err := unsubstitute(resp, subs); err != nil {
+	if c := s.p.clean; c != nil {
+		if err := cleanResponse(resp, c.with(restore), s.p.isBound(t)); err != nil {
 			s.deny(w, req.Method, t, err)
 			return false
 		}
@@ -151,8 +151,9 @@ func removeHopHeaders(h http.Header) {
 }
 
 // prepare checks req against the allowlist and the credential bindings and
-// returns the request to send upstream.
-func (p *Proxy) prepare(req *http.Request, t target, scheme string) (*http.Request, *bodyTracker, []substitution, error) {
+// returns the request to send upstream, and the forms to restore in its
+// response (see applyCredentials).
+func (p *Proxy) prepare(req *http.Request, t target, scheme string) (*http.Request, *bodyTracker, []*form, error) {
 	if !anyMatch(p.cfg.Allow, t) {
 		return nil, nil, nil, fmt.Errorf("%w: %s", ErrHostNotAllowed, t)
 	}
@@ -168,7 +169,7 @@ func (p *Proxy) prepare(req *http.Request, t target, scheme string) (*http.Reque
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = []string{""} // stops the transport adding its own
 	}
-	subs, err := p.applyCredentials(out, t, scheme)
+	restore, err := p.applyCredentials(out, t, scheme)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -178,7 +179,7 @@ func (p *Proxy) prepare(req *http.Request, t target, scheme string) (*http.Reque
 	} else {
 		out.Body = body
 	}
-	return out, body, subs, nil
+	return out, body, restore, nil
 }
 
 // bodyTracker records whether a request body was read to its end, and

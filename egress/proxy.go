@@ -80,6 +80,8 @@ type Proxy struct {
 	subs      []substitution
 	bound     []Rule     // every host rule that a substitution or header rule names
 	ca        *authority // nil when no host needs TLS termination
+	clean     *cleaner   // the secrets (nil when none): cleaned from responses, leaks in requests
+	scrub     *cleaner   // the secrets and placeholders, redacted from events and error texts
 	transport *http.Transport
 	own       hostAddrs
 	sem       chan struct{}
@@ -121,6 +123,7 @@ func New(cfg Config) (*Proxy, error) {
 		listeners: make(map[net.Listener]netip.AddrPort),
 	}
 	p.bound = boundRules(cfg)
+	p.clean, p.scrub = secretCleaners(subs, cfg.Headers)
 	if len(p.bound) > 0 {
 		if p.ca, err = newAuthority(p.bound); err != nil {
 			return nil, fmt.Errorf("egress: %w", err)
@@ -279,6 +282,53 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// secretCleaners returns the cleaner of responses and requests (secrets
+// of substitutions and values of header rules, with what replaces them in
+// responses) and the cleaner of events, which also knows the placeholders.
+func secretCleaners(subs []substitution, headers []HeaderRule) (clean, scrub *cleaner) {
+	var entries []secretEntry
+	for _, s := range subs {
+		entries = append(entries, secretEntry{secret: s.secret, rep: s.placeholder, hosts: s.hosts})
+	}
+	for _, h := range headers {
+		if !credentialHeader(h.Header) {
+			continue // e.g. "Accept: application/json": cleaning it would break responses
+		}
+		// A header rule's value has no placeholder. Its credentials
+		// ("Bearer <token>") are what a server echoes most often.
+		values := []string{h.Value}
+		if _, cred, ok := strings.Cut(h.Value, " "); ok {
+			values = append(values, strings.TrimLeft(cred, " "))
+		}
+		for _, v := range values {
+			if len(v) >= minFormSecret {
+				entries = append(entries, secretEntry{secret: v, rep: redactedMarker, hosts: h.Hosts})
+			}
+		}
+	}
+	all := slices.Clone(entries)
+	for _, s := range subs {
+		all = append(all, secretEntry{secret: s.placeholder, rep: redactedMarker, hosts: s.hosts})
+	}
+	return newCleaner(entries), newCleaner(all)
+}
+
+// credentialHeader reports whether a header rule for name sets a
+// credential, whose value is then treated as a secret.
+func credentialHeader(name string) bool {
+	name = strings.ToLower(name)
+	switch name {
+	case "authorization", "proxy-authorization", "cookie":
+		return true
+	}
+	for _, word := range []string{"auth", "key", "token", "secret", "password", "passwd", "session", "signature", "credential"} {
+		if strings.Contains(name, word) {
+			return true
+		}
+	}
+	return false
 }
 
 func boundRules(cfg Config) []Rule {

@@ -484,10 +484,10 @@ func TestSecretOnlyInHeadersOverHTTPS(t *testing.T) {
 }
 
 func TestSecretFilterAcrossReads(t *testing.T) {
-	subs := []substitution{{placeholder: "PLACEHOLDER-xyz", secret: "S3CRET"}, {placeholder: "p2", secret: "longer-secret-value"}}
+	c := newCleaner([]secretEntry{{secret: "S3CRET", rep: "PLACEHOLDER-xyz"}, {secret: "longer-secret-value", rep: "p2"}})
 	src := strings.Repeat("a", 100) + "S3CRET" + strings.Repeat("b", 7) + "longer-secret-value" + "S3CR"
 	for chunk := 1; chunk <= 20; chunk++ {
-		f := newSecretFilter(io.NopCloser(&chunkReader{s: src, n: chunk}), subs)
+		f := newSecretFilter(io.NopCloser(&chunkReader{s: src, n: chunk}), c, nil)
 		got, err := io.ReadAll(f)
 		want := strings.Repeat("a", 100) + "PLACEHOLDER-xyz" + strings.Repeat("b", 7) + "p2" + "S3CR"
 		if err != nil || string(got) != want {

@@ -5,104 +5,174 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"strings"
 )
 
 // A server can echo what it received — a header in an error page, a token
-// in a debug response. The secrets substituted into a request must not come
-// back to the sandbox that way: unsubstitute swaps them for their
-// placeholders again in the response's headers and body.
+// in a debug response — or keep it and return it in a later response, to a
+// request that carried no placeholder. No secret may come back to the
+// sandbox that way: cleanResponse swaps every form of every secret (see
+// cleaner) for the same form of its placeholder, in the status line, the
+// header, the body and the trailers of every response the proxy forwards.
 
-// unsubstitute cleans resp of the secrets in subs. A compressed body cannot
-// be checked, so it is refused (the request asked for identity encoding).
-func unsubstitute(resp *http.Response, subs []substitution) error {
-	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
-		return fmt.Errorf("%w: %s-encoded response to a request that carried a secret cannot be checked", ErrUpstream, enc)
-	}
-	for name, vs := range resp.Header {
-		for i, v := range vs {
-			for _, s := range subs {
-				v = strings.ReplaceAll(v, s.secret, s.placeholder)
-			}
-			vs[i] = v
-		}
-		resp.Header[name] = vs
-	}
+// maxBufferedBody is the largest body of known length that is cleaned
+// whole, so that its Content-Length stays exact. Longer bodies, and bodies
+// of unknown length, are cleaned as they stream and sent chunked.
+const maxBufferedBody = 256 << 10
+
+// cleanResponse cleans resp with c. A compressed body cannot be checked:
+// from a bound host (asked for identity encoding) it is refused; from
+// another host it is passed on as is, since the proxy never sent that host
+// a secret.
+func cleanResponse(resp *http.Response, c *cleaner, bound bool) error {
+	resp.Status = c.cleanString(resp.Status, false)
+	cleanHeader(resp.Header, c)
+	cleanHeader(resp.Trailer, c) // declared names; values arrive after the body
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return nil
 	}
-	resp.Body = newSecretFilter(resp.Body, subs)
-	if sameLengths(subs) {
-		return nil // the body keeps its length
+	if enc := contentEncoding(resp.Header); enc != "" {
+		if bound {
+			return fmt.Errorf("%w: %s-encoded response from a host bound to a credential cannot be checked", ErrUpstream, enc)
+		}
+		return nil
 	}
+	if resp.ContentLength >= 0 && resp.ContentLength <= maxBufferedBody {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, resp.ContentLength+1))
+		if err != nil {
+			return fmt.Errorf("%w: reading response: %v", ErrUpstream, err)
+		}
+		if int64(len(body)) != resp.ContentLength {
+			return fmt.Errorf("%w: response body does not match its Content-Length", ErrUpstream)
+		}
+		body, _ = c.clean(make([]byte, 0, len(body)), body, true, false)
+		cleanHeader(resp.Trailer, c)
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{bytes.NewReader(body), resp.Body}
+		resp.ContentLength = int64(len(body))
+		if _, ok := resp.Header["Content-Length"]; ok {
+			resp.Header.Set("Content-Length", fmt.Sprint(len(body)))
+		}
+		return nil
+	}
+	resp.Body = newSecretFilter(resp.Body, c, func() { cleanHeader(resp.Trailer, c) })
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 	return nil
 }
 
-func sameLengths(subs []substitution) bool {
-	for _, s := range subs {
-		if len(s.secret) != len(s.placeholder) {
-			return false
+// contentEncoding returns the first coding other than identity in every
+// Content-Encoding line of h, or "".
+func contentEncoding(h http.Header) string {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, coding := range strings.Split(v, ",") {
+			if coding = textproto.TrimString(coding); coding != "" && !strings.EqualFold(coding, "identity") {
+				return coding
+			}
 		}
 	}
-	return true
+	return ""
 }
 
-// secretFilter replaces every secret in a stream by its placeholder,
-// holding back the last len(longest secret)-1 bytes of each read so that a
-// secret split across reads is still found.
-type secretFilter struct {
-	src  io.ReadCloser
-	subs []substitution
-	keep int
-	in   []byte // read but not yet released
-	out  []byte // released, not yet returned
-	eof  bool
-}
-
-func newSecretFilter(src io.ReadCloser, subs []substitution) *secretFilter {
-	keep := 0
-	for _, s := range subs {
-		keep = max(keep, len(s.secret)-1)
+// cleanHeader cleans the names and values of h in place (h may be shared
+// with the writer of the response). A name that would not be a valid
+// header name once cleaned is dropped.
+func cleanHeader(h http.Header, c *cleaner) {
+	var renamed []string
+	for name, vs := range h {
+		for i, v := range vs {
+			vs[i] = c.cleanString(v, false)
+		}
+		if c.cleanString(name, false) != name {
+			renamed = append(renamed, name)
+		}
 	}
-	return &secretFilter{src: src, subs: subs, keep: keep}
+	for _, name := range renamed {
+		vs := h[name]
+		delete(h, name)
+		if clean := c.cleanString(name, false); isToken(clean) {
+			key := http.CanonicalHeaderKey(clean)
+			h[key] = append(h[key], vs...)
+		}
+	}
+}
+
+// readChunk is how much a secretFilter reads at a time.
+const readChunk = 32 << 10
+
+// secretFilter cleans a stream. It holds back the bytes of a possible
+// match that the data read so far ends too early to decide (at most
+// cleaner.window), and a last cleaned byte that is a base64 character,
+// which a base64 match may still rewrite; memory stays bounded by one read
+// plus the window. A stream paused after anything else (a line, an event,
+// a JSON object) is passed on whole.
+type secretFilter struct {
+	src   io.ReadCloser
+	c     *cleaner
+	in    []byte // read, not yet cleaned
+	out   []byte // cleaned; out[off:] not yet returned, out[:off] the last maxEscape returned (read by clean)
+	off   int
+	eof   bool
+	err   error
+	atEOF func()
+}
+
+func newSecretFilter(src io.ReadCloser, c *cleaner, atEOF func()) *secretFilter {
+	return &secretFilter{src: src, c: c, atEOF: atEOF}
+}
+
+// ready returns how many cleaned bytes may be returned.
+func (f *secretFilter) ready() int {
+	n := len(f.out) - f.off
+	if !f.eof && n > 0 && b64Value[f.out[len(f.out)-1]] != 0xff {
+		n-- // may still change
+	}
+	return n
 }
 
 func (f *secretFilter) Read(p []byte) (int, error) {
-	for len(f.out) == 0 {
+	for f.ready() == 0 {
 		if f.eof {
+			if f.err != nil {
+				return 0, f.err
+			}
 			return 0, io.EOF
 		}
-		buf := make([]byte, 32<<10)
-		n, err := f.src.Read(buf)
-		f.in = append(f.in, buf[:n]...)
-		if err == io.EOF {
-			f.eof = true
-		} else if err != nil {
-			return 0, err
-		}
-		f.release()
+		f.fill()
 	}
-	n := copy(p, f.out)
-	f.out = f.out[n:]
+	n := copy(p, f.out[f.off:f.off+f.ready()])
+	f.off += n
 	return n, nil
 }
 
-// release replaces the secrets in the pending bytes and moves all but the
-// held-back tail (everything, at the end of the stream) to out. A match is
-// never cut: the tail starts after the last replacement.
-func (f *secretFilter) release() {
-	data := f.in
-	for _, s := range f.subs {
-		data = bytes.ReplaceAll(data, []byte(s.secret), []byte(s.placeholder))
+// fill reads once from src and cleans what it can.
+func (f *secretFilter) fill() {
+	if drop := f.off - maxEscape; drop > 0 {
+		f.out = f.out[:copy(f.out, f.out[drop:])]
+		f.off -= drop
 	}
-	cut := len(data)
-	if !f.eof {
-		cut = max(0, len(data)-f.keep)
+	if cap(f.in)-len(f.in) < readChunk/2 {
+		f.in = append(make([]byte, 0, len(f.in)+readChunk), f.in...)
 	}
-	f.out = append(f.out, data[:cut]...)
-	f.in = append([]byte(nil), data[cut:]...)
+	n, err := f.src.Read(f.in[len(f.in):cap(f.in)])
+	f.in = f.in[:len(f.in)+n]
+	switch {
+	case err == io.EOF:
+		f.eof = true
+		if f.atEOF != nil {
+			f.atEOF()
+		}
+	case err != nil:
+		// What is held back is never released: it may be part of a secret.
+		f.eof, f.err, f.in = true, err, nil
+		return
+	}
+	var used int
+	f.out, used = f.c.clean(f.out, f.in, f.eof, false)
+	f.in = f.in[:copy(f.in, f.in[used:])]
 }
 
 func (f *secretFilter) Close() error { return f.src.Close() }

@@ -48,14 +48,41 @@ func (s *session) closeOnDone(c io.Closer) {
 
 // deny reports err as an event and answers the client with an HTTP error.
 func (s *session) deny(w io.Writer, method string, t target, err error) {
+	err = s.p.scrubErr(err)
 	s.report(method, t, err)
 	writeError(w, err)
 }
 
 // report emits the event for a failed request or tunnel.
 func (s *session) report(method string, t target, err error) {
+	err = s.p.scrubErr(err)
 	s.p.emit(Event{Kind: kindFor(err), Host: t.host, Port: t.port, Reason: err.Error(), Method: method})
 }
+
+// scrubErr returns err with every secret and placeholder in its text
+// redacted. Upstream failures quote what the server sent (a malformed
+// status line, the names of its certificate), and the text goes both to the
+// sandbox and to the audit log.
+func (p *Proxy) scrubErr(err error) error {
+	if p.scrub == nil {
+		return err
+	}
+	msg := err.Error()
+	if clean := p.scrub.cleanString(msg, true); clean != msg {
+		return &scrubbedError{msg: clean, err: err}
+	}
+	return err
+}
+
+// scrubbedError is an error with a redacted text; errors.Is still sees the
+// sentinel it wraps.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
 
 // allow emits an allow event.
 func (s *session) allow(method string, t target, reason string) {
