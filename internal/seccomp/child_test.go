@@ -117,6 +117,9 @@ func pipeFD() uintptr {
 
 // probes are raw syscalls whose unfiltered outcome is harmless and differs
 // from the filtered one (TestProbesUnfiltered checks the latter).
+// rlimitSink receives the limits the prlimit probes read.
+var rlimitSink unix.Rlimit
+
 var probes = map[string]func() string{
 	"ptrace_peek":     func() string { return raw(unix.SYS_PTRACE, unix.PTRACE_PEEKDATA, 0x7fffffff, 0, 0) },
 	"mount":           func() string { return raw(unix.SYS_MOUNT, str("none"), str("/nonexistent/kavach"), str("tmpfs"), 0, 0) },
@@ -130,6 +133,12 @@ var probes = map[string]func() string{
 	"socket_raw6_nb":  func() string { return rawSocket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMPV6) },
 	"socket_nl_audit": func() string { return rawSocket(unix.AF_NETLINK, unix.SOCK_DGRAM, netlinkAudit) },
 	"socket_uevent":   func() string { return rawSocket(unix.AF_NETLINK, unix.SOCK_DGRAM, netlinkUevent) },
+	"prlimit_self": func() string {
+		return raw(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&rlimitSink)))
+	},
+	"prlimit_parent": func() string {
+		return raw(unix.SYS_PRLIMIT64, uintptr(os.Getppid()), unix.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&rlimitSink)))
+	},
 	"socket_vsock":    func() string { return rawSocket(unix.AF_VSOCK, unix.SOCK_STREAM, 0) },
 	"socket_mptcp":    func() string { return rawSocket(unix.AF_INET, unix.SOCK_STREAM, ipprotoMPTCP) },
 	"socket_mptcp_h":  func() string { return rawSocket(unix.AF_INET, unix.SOCK_STREAM, hi|ipprotoMPTCP) },
@@ -186,6 +195,7 @@ var filteredProbes = map[string]string{
 	"persona_linux32": "EPERM", "persona_rie": "EPERM", "persona_query": "ok",
 	"persona_linux": "ok", "clone3": "ENOSYS", "clone_newuser": "EPERM",
 	"clone_newnet": "EPERM", "socket_uevent": "EPERM", "socket_vsock": "EPERM",
+	"prlimit_self": "ok", "prlimit_parent": "EPERM",
 }
 
 // runChild runs the test binary as a seccomp child.

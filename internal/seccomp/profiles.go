@@ -148,6 +148,10 @@ func basicConditionalDenies() []rule {
 		deny("ioctl", eq32(1, unix.TIOCSTI)),
 		deny("ioctl", eq32(1, tiocLinux)),
 		deny("personality", notIn32(0, personaLinux, personaQuery)),
+		// Another process's limits: the payload shares its uid with the
+		// sandbox's init, whose limits (open files, CPU) it could otherwise
+		// lower to break every later exec. Its own (pid 0) stay settable.
+		deny("prlimit64", notIn32(0, 0)),
 	}
 	for _, f := range cloneNewFlags {
 		rules = append(rules, deny("clone", maskedEq(0, f, f)))
@@ -170,6 +174,7 @@ func strictConditionalAllows() []rule {
 		allow("ioctl", notIn32(1, unix.TIOCSTI, tiocLinux)),
 		allow("personality", eq32(0, personaLinux)),
 		allow("personality", eq32(0, personaQuery)),
+		allow("prlimit64", eq32(0, 0)),
 	}
 	for _, m := range modeArgs {
 		rules = append(rules, allow(m.name, maskedEq(m.arg, setIDBits, 0)))
