@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
@@ -187,26 +190,35 @@ func (c *Container) gone(ctx context.Context) bool {
 	return true
 }
 
-// processFile writes the process description of one exec into the
-// bundle. Under gVisor the command starts through the tiny seccomp loader
+// processFile returns the process description of one exec as an
+// in-memory file (memfd) that the runtime reads through /proc/self/fd: it
+// holds the exec's environment, secrets included, which are never written
+// to disk. Under gVisor the command starts through the tiny seccomp loader
 // when only a filter applies, through the exec helper when secretOpts are
 // given.
-func (c *Container) processFile(argv, env []string, cwd string, secretOpts []string) (string, error) {
-	p := filepath.Join(c.bundle.Dir, "exec-"+strconv.FormatUint(c.execSeq.Add(1), 10)+".json")
+func (c *Container) processFile(argv, env []string, cwd string, secretOpts []string) (*os.File, error) {
 	switch secrets := len(secretOpts) > 0; {
 	case c.viaLoader(secrets):
 		argv = append([]string{loaderPath}, argv...)
 	case c.viaHelper(secrets):
 		argv = helperArgs(c.filtered, secretOpts, argv)
 	}
-	if err := ocibundle.WriteProcess(p, c.bundle.Process(argv, env, cwd)); err != nil {
-		return "", err
+	data, err := json.Marshal(c.bundle.Process(argv, env, cwd))
+	if err != nil {
+		return nil, fmt.Errorf("exec: process description: %w", err)
 	}
-	return p, nil
+	defer clear(data)
+	fd, err := unix.MemfdCreate("kavach-exec-"+strconv.FormatUint(c.execSeq.Add(1), 10), unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("exec: process description: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "kavach-exec")
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("exec: process description: %w", err)
+	}
+	return f, nil
 }
-
-// removeQuietly deletes a file whose absence is fine.
-func removeQuietly(p string) { _ = os.Remove(p) }
 
 // viaHelper reports whether an exec starts through the exec helper or the
 // tiny loader (both report start failures the same way).

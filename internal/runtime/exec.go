@@ -41,7 +41,7 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	if err != nil {
 		return nil, err
 	}
-	defer removeQuietly(proc)
+	defer proc.Close()
 	stdout, stderr := capture.New(req.MaxOutput), capture.New(req.MaxOutput)
 	oomBefore := c.oomKills()
 	start := time.Now()
@@ -233,7 +233,7 @@ func (c *Container) killInside(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer removeQuietly(proc)
+	defer proc.Close()
 	cmd, err := c.rt.Exec(c.id, proc, nil, nil, nil, nil)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -59,21 +60,26 @@ func (r *Runtime) Run(ctx context.Context, id, bundle string, hostStack bool) (*
 	return rp, nil
 }
 
-// Exec starts process (a JSON file, see ocibundle.WriteProcess) in a
-// running container with the given standard streams, and returns the
-// started runtime process; the caller waits for it. The exit status of the
-// runtime process is the payload's. extra become the payload's fds 3, 4, …
-// (--preserve-fds; crun and runc only).
-func (r *Runtime) Exec(id, process string, stdin io.Reader, stdout, stderr io.Writer, extra []*os.File) (*exec.Cmd, error) {
-	args := []string{"exec", "--process", process, id}
+// Exec starts the process described in process (an OCI process JSON,
+// passed to the runtime as an inherited descriptor it reads through
+// /proc/self/fd, so that it need not exist on disk) in a running container
+// with the given standard streams, and returns the started runtime process;
+// the caller waits for it. The exit status of the runtime process is the
+// payload's. extra become the payload's fds 3, 4, … (--preserve-fds; crun
+// and runc only); the process description comes after them, and the
+// runtime does not pass it on.
+func (r *Runtime) Exec(id string, process *os.File, stdin io.Reader, stdout, stderr io.Writer, extra []*os.File) (*exec.Cmd, error) {
+	procPath := "/proc/self/fd/" + strconv.Itoa(3+len(extra))
+	args := []string{"exec", "--process", procPath, id}
 	if len(extra) > 0 {
 		if r.kind == Runsc {
 			return nil, fmt.Errorf("%s exec: %w: no --preserve-fds", r.kind, ErrSecretFD)
 		}
-		args = []string{"exec", "--preserve-fds", strconv.Itoa(len(extra)), "--process", process, id}
+		args = []string{"exec", "--preserve-fds", strconv.Itoa(len(extra)), "--process", procPath, id}
 	}
 	cmd := r.command(nil, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = pipeOnly(stdin), stdout, stderr, extra
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pipeOnly(stdin), stdout, stderr
+	cmd.ExtraFiles = append(slices.Clip(extra), process)
 	if err := r.start(cmd); err != nil {
 		return nil, fmt.Errorf("%s exec: %w", r.kind, err)
 	}

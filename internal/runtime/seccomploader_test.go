@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -241,8 +242,8 @@ func processArgs(t *testing.T, c *Container, secretOpts []string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer removeQuietly(p)
-	data, err := os.ReadFile(p)
+	defer p.Close()
+	data, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(p.Fd())))
 	if err != nil {
 		t.Fatal(err)
 	}
