@@ -213,3 +213,18 @@ func (l *eventLog) all() []lifecycle.Event {
 	defer l.mu.Unlock()
 	return slices.Clone(l.events)
 }
+
+// TestTruncatedTokenNotShown: a token the output cap cuts short does not
+// escape the gate by no longer matching: the partial token is dropped.
+func TestTruncatedTokenNotShown(t *testing.T) {
+	const token = "ghp_abcdefghijklmnopqrstuvwxyzABCDEF123456"
+	cfg := processConfig(t, kavach.NewConfig().MaxOutput(1024))
+	res, err := kavach.Run(context.Background(), cfg, []string{"sh", "-c",
+		"head -c 985 /dev/zero | tr '\\0' a; echo; echo " + token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.StdoutTruncated || strings.Contains(res.Stdout, "ghp_") || !strings.HasPrefix(res.Stdout, "aaaa") {
+		t.Fatalf("truncated %v, stdout ends %q, verdict %s", res.StdoutTruncated, res.Stdout[max(0, len(res.Stdout)-40):], res.Gate.Verdict)
+	}
+}

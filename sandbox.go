@@ -1,6 +1,7 @@
 package kavach
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -328,7 +329,7 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 		return nil, wrapf(err, "exec in sandbox %s", s.id)
 	}
 	res := s.result(out)
-	s.applyGate(ctx, res, out.Stdout, out.Stderr)
+	s.applyGate(ctx, res, cutPartial(out.Stdout, out.StdoutTruncated), cutPartial(out.Stderr, out.StderrTruncated))
 	if limit := limitHit(res.Status); limit != "" {
 		s.emit(lifecycle.Event{Type: lifecycle.EventViolation, Details: map[string]any{"argv": shown, "limit": limit}})
 	}
@@ -372,6 +373,26 @@ var argvGate = sync.OnceValue(func() *gate.Gate {
 	g, _ := gate.New(gate.DefaultPolicy()) // the default policy is valid
 	return g
 })
+
+// partialReach is how far back from the cut of a truncated stream a
+// partial token is looked for.
+const partialReach = 1 << 10
+
+// cutPartial drops, from a stream cut at its output cap, the bytes after
+// its last whitespace (or the last partialReach bytes when there is none
+// there): a secret the cap cut short — an access key missing its last
+// characters — no longer matches the gate's rules, but its prefix would
+// still tell most of it. The stream is flagged truncated already.
+func cutPartial(b []byte, truncated bool) []byte {
+	if !truncated || len(b) == 0 {
+		return b
+	}
+	tail := b[max(0, len(b)-partialReach):]
+	if i := bytes.LastIndexAny(tail, " \t\r\n"); i >= 0 {
+		return b[:len(b)-len(tail)+i+1]
+	}
+	return b[:len(b)-len(tail)]
+}
 
 // limitHit names the policy limit an exec ran into, judging by its status,
 // or "".
