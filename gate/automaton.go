@@ -1,5 +1,7 @@
 package gate
 
+import "slices"
+
 // automaton is an Aho-Corasick keyword matcher compiled to a full DFA over
 // bytes. Keywords match ASCII-case-insensitively; callers that need exact
 // case compare the original bytes afterwards.
@@ -33,7 +35,12 @@ type trieNode struct {
 // string is a context in which outputs of its suffixes are suppressed: with
 // the mute "12", the keyword "2" is not reported when it follows a "1".
 func newAutomaton(keywords, mutes []string) *automaton {
-	nodes := []trieNode{newTrieNode()}
+	size := 1 // the trie has at most one node per byte of its strings
+	for _, s := range slices.Concat(keywords, mutes) {
+		size += len(s)
+	}
+	nodes := make([]trieNode, 1, size) // nodes are 1 KiB: never regrow the slice
+	nodes[0] = newTrieNode()
 	lens := make([]int, len(keywords))
 	for k, kw := range keywords {
 		lens[k] = len(kw)

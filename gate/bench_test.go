@@ -108,3 +108,18 @@ func BenchmarkPrefilter(b *testing.B) {
 		e.ac.scan(data, func(int32, int) { n++ })
 	}
 }
+
+// BenchmarkAddSecret measures registering a secret: it builds the gate's
+// engine anew (every built-in keyword plus the secret's forms), as every
+// sandbox with secrets does once, and as a kavach process does for its
+// first gate.
+func BenchmarkAddSecret(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		g, err := New(DefaultPolicy())
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.AddSecret("TOKEN", []byte("kv-bench-secret-Zq81Lm27Xp"))
+	}
+}
