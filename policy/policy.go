@@ -5,6 +5,7 @@
 package policy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path"
@@ -52,13 +53,37 @@ type Mount struct {
 	Mode   Access `json:"mode"`   // "ro" or "rw"
 }
 
+// MountOrder returns the mounts in the order they are applied: a mount
+// before every mount beneath its destination, and otherwise as listed.
+// Applied as listed, a read-only mount listed before a read-write mount of
+// a parent directory would be covered by it — and the path it should
+// protect would be writable.
+func (f *Filesystem) MountOrder() []Mount {
+	out := slices.Clone(f.Mounts)
+	slices.SortStableFunc(out, func(a, b Mount) int {
+		return cmp.Compare(depth(a.Dest), depth(b.Dest))
+	})
+	return out
+}
+
+// depth is the number of components of a clean absolute path ("/" is 0).
+func depth(p string) int {
+	p = path.Clean(p)
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
+
 // Filesystem describes the sandbox's file system view.
 type Filesystem struct {
 	// ReadOnlyRoot makes everything read-only except /tmp, the work
 	// directory and rw mounts, and confines access with Landlock where the
 	// backend supports it.
 	ReadOnlyRoot bool `json:"read_only_root"`
-	// Mounts are extra host paths bound into the sandbox.
+	// Mounts are extra host paths bound into the sandbox. Backends apply
+	// them in MountOrder, parents before what lies beneath them, whatever
+	// their order here.
 	Mounts []Mount `json:"mounts,omitempty"`
 	// TmpSize caps the sandbox's /tmp (0: backend default).
 	TmpSize Size `json:"tmp_size,omitempty"`

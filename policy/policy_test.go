@@ -636,3 +636,23 @@ func BenchmarkParseSize(b *testing.B) {
 		})
 	}
 }
+
+func TestMountOrder(t *testing.T) {
+	fs := policy.Filesystem{Mounts: []policy.Mount{
+		{Source: "/s/guard", Dest: "/work/proj/guard", Mode: policy.ReadOnly},
+		{Source: "/s/x", Dest: "/x", Mode: policy.ReadOnly},
+		{Source: "/s/proj", Dest: "/work/proj", Mode: policy.ReadWrite},
+		{Source: "/s/work", Dest: "/work", Mode: policy.ReadWrite},
+		{Source: "/s/y", Dest: "/y", Mode: policy.ReadOnly},
+	}}
+	var got []string
+	for _, m := range fs.MountOrder() {
+		got = append(got, m.Dest)
+	}
+	if want := "/x /work /y /work/proj /work/proj/guard"; strings.Join(got, " ") != want {
+		t.Fatalf("order %v, want %s", got, want)
+	}
+	if fs.Mounts[0].Dest != "/work/proj/guard" {
+		t.Fatal("MountOrder reordered the policy's own list")
+	}
+}

@@ -91,7 +91,7 @@ func (in *instance) initConfig() *initConfig {
 	if p.Limits.CPUTime > 0 {
 		cfg.Rlimits.CPUSeconds = uint64(math.Ceil(time.Duration(p.Limits.CPUTime).Seconds()))
 	}
-	for _, m := range p.Filesystem.Mounts {
+	for _, m := range p.Filesystem.MountOrder() {
 		cfg.Mounts = append(cfg.Mounts, bindMount{Source: m.Source, Dest: m.Dest, RW: m.Mode == policy.ReadWrite, IDMap: -1})
 	}
 	return cfg

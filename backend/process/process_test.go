@@ -842,3 +842,34 @@ func TestCPUTimeBoundsTheWholeExec(t *testing.T) {
 	}
 	mustExit(t, execIn(t, inst, "true"), 0) // the next exec has a budget of its own
 }
+
+// TestReadOnlyInsideReadWrite: a read-only bind beneath a read-write one
+// stays read-only whichever is listed first (applied in list order, the
+// read-write parent would cover it).
+func TestReadOnlyInsideReadWrite(t *testing.T) {
+	proj := t.TempDir()
+	guard := filepath.Join(proj, "guard")
+	if err := os.MkdirAll(guard, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(guard, "file"), []byte("orig\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{proj, guard, filepath.Join(guard, "file")} {
+		if err := os.Chown(f, sandboxUID, sandboxGID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{
+		{Source: guard, Dest: "/data/guard", Mode: policy.ReadOnly},
+		{Source: proj, Dest: "/data", Mode: policy.ReadWrite},
+	}
+	out := execIn(t, newSandbox(t, p), "sh", "-c", "echo x > /data/new && echo PWNED > /data/guard/file")
+	if b, _ := os.ReadFile(filepath.Join(guard, "file")); string(b) != "orig\n" {
+		t.Fatalf("read-only bind under a read-write one was written: %q (stdout %q)", b, out.Stdout)
+	}
+	if _, err := os.Stat(filepath.Join(proj, "new")); err != nil {
+		t.Fatalf("the read-write parent is not writable: %v (stderr %q)", err, out.Stderr)
+	}
+}

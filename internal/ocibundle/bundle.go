@@ -133,7 +133,7 @@ func (b *Bundle) prepare(c *Config) ([]specs.Mount, error) {
 		}
 		view = v
 	}
-	if err := mountPoints(b, c.Policy.Filesystem.Mounts); err != nil {
+	if err := mountPoints(b, c.Policy.Filesystem.MountOrder()); err != nil {
 		return nil, err
 	}
 	for _, m := range c.Extra {

@@ -126,3 +126,25 @@ func TestCreateErrors(t *testing.T) {
 		t.Errorf("bundle not removed")
 	}
 }
+
+// TestMountsParentsFirst: a read-only mount listed before a read-write
+// mount of its parent is still applied after it, or the parent would
+// cover it.
+func TestMountsParentsFirst(t *testing.T) {
+	src := t.TempDir()
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: src, Dest: "/data/guard", Mode: policy.ReadOnly}, {Source: src, Dest: "/data", Mode: policy.ReadWrite}}
+	b := create(t, p, nil)
+	parent, child := -1, -1
+	for i, m := range b.Spec.Mounts {
+		switch m.Destination {
+		case "/data":
+			parent = i
+		case "/data/guard":
+			child = i
+		}
+	}
+	if parent < 0 || child < parent {
+		t.Fatalf("/data at %d, /data/guard at %d: the child must come after its parent", parent, child)
+	}
+}

@@ -134,7 +134,7 @@ func workMounts(b *Bundle, p *policy.Policy) []specs.Mount {
 		out = append(out, specs.Mount{Destination: policy.WorkDir, Type: "bind", Source: b.WorkDir,
 			Options: []string{"rbind", "rw", "nosuid", "nodev"}})
 	}
-	for _, m := range p.Filesystem.Mounts {
+	for _, m := range p.Filesystem.MountOrder() {
 		opts := []string{"rbind", "nosuid", "nodev", string(m.Mode)}
 		out = append(out, specs.Mount{Destination: path.Clean(m.Dest), Type: "bind", Source: m.Source, Options: opts})
 	}
