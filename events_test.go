@@ -228,3 +228,29 @@ func TestTruncatedTokenNotShown(t *testing.T) {
 		t.Fatalf("truncated %v, stdout ends %q, verdict %s", res.StdoutTruncated, res.Stdout[max(0, len(res.Stdout)-40):], res.Gate.Verdict)
 	}
 }
+
+// TestRegisteredSecretInArgvWithGateOff: with the gate off, a registered
+// secret on the command line is still kept out of events and of the
+// result's error text.
+func TestRegisteredSecretInArgvWithGateOff(t *testing.T) {
+	const value = "plainsecretvalue42zz"
+	store := credential.NewStore()
+	if err := store.Add(context.Background(), "TOK", credential.FromValue([]byte(value))); err != nil {
+		t.Fatal(err)
+	}
+	var rec eventLog
+	cfg := processConfig(t, kavach.NewConfig().GateOff().Hook(rec.hook).
+		Secret(store, credential.Binding{Name: "TOK", Method: credential.MethodEnv, EnvVar: "TOK"}))
+	res, err := kavach.Run(context.Background(), cfg, []string{value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 127 || strings.Contains(res.Error, value) {
+		t.Fatalf("result error %q (exit %d)", res.Error, res.ExitCode)
+	}
+	for _, e := range rec.all() {
+		if strings.Contains(fmt.Sprint(e.Details), value) {
+			t.Errorf("%s event shows the secret: %v", e.Type, e.Details)
+		}
+	}
+}

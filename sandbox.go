@@ -325,7 +325,7 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 		err = ErrStopped
 	}
 	if err != nil {
-		s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"argv": shown, "error": err.Error()}})
+		s.emit(lifecycle.Event{Type: lifecycle.EventError, Details: map[string]any{"argv": shown, "error": s.redactText(err.Error())}})
 		return nil, wrapf(err, "exec in sandbox %s", s.id)
 	}
 	res := s.result(out)
@@ -343,32 +343,46 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 // redactArgv returns argv as events (and so audit entries) show it: with
 // whatever the gate finds in it redacted, so that a secret on a command
 // line — registered, or any the gate knows, such as a cloud key — is not
-// written to a long-lived log. With the gate off, the default gate (and
-// the audit log's redactor of registered secrets) still applies. The argv
-// itself runs as given.
+// written to a long-lived log. With the gate off, the default gate and the
+// registered secrets still apply. The argv itself runs as given.
 func (s *Sandbox) redactArgv(argv []string) []string {
 	if s.hooks.Len() == 0 && globalHooks.Len() == 0 {
 		return argv // no event is delivered anywhere
 	}
-	g := s.gate
-	if g == nil || s.cfg.GateOff {
-		g = argvGate()
-	}
 	var out []string
 	for i, a := range argv {
-		red, rep := g.Scan("argv", []byte(a))
-		if len(rep.Findings) == 0 {
-			continue
+		if r := s.redactText(a); r != a {
+			if out == nil {
+				out = slices.Clone(argv)
+			}
+			out[i] = r
 		}
-		if out == nil {
-			out = slices.Clone(argv)
-		}
-		out[i] = string(red)
 	}
 	if out == nil {
 		return argv
 	}
 	return out
+}
+
+// redactText returns text with what the gates of redactArgv find in it
+// redacted.
+func (s *Sandbox) redactText(text string) string {
+	if text == "" {
+		return text
+	}
+	gates := []*gate.Gate{s.gate}
+	if s.gate == nil || s.cfg.GateOff {
+		gates = []*gate.Gate{argvGate(), s.gate} // s.gate: registered secrets only, or nil
+	}
+	for _, g := range gates {
+		if g == nil {
+			continue
+		}
+		if red, rep := g.Scan("text", []byte(text)); len(rep.Findings) > 0 {
+			text = string(red)
+		}
+	}
+	return text
 }
 
 // argvGate scans the command lines of sandboxes whose gate is off.
@@ -425,6 +439,6 @@ func (s *Sandbox) result(o *backend.ExecOutput) *Result {
 		TimedOut: o.Status == StatusTimeout, OOMKilled: o.Status == StatusOOM,
 		StdoutTruncated: o.StdoutTruncated, StderrTruncated: o.StderrTruncated,
 		DurationMS: elapsedMS(o.Duration), CPUMS: elapsedMS(o.CPUTime), MaxRSSKB: o.MaxRSSKB,
-		Score: s.score, Error: o.Error,
+		Score: s.score, Error: s.redactText(o.Error),
 	}
 }
