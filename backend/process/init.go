@@ -176,28 +176,31 @@ func loopbackUp() error {
 }
 
 func setRlimits(r rlimits) error {
-	set := func(res int, v uint64) error {
-		if err := unix.Setrlimit(res, &unix.Rlimit{Cur: v, Max: v}); err != nil {
-			return fmt.Errorf("rlimit %d: %w", res, err)
-		}
-		return nil
-	}
-	if err := set(unix.RLIMIT_CORE, 0); err != nil {
-		return err
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return fmt.Errorf("rlimit %d: %w", unix.RLIMIT_CORE, err)
 	}
 	for _, l := range []struct {
-		res int
-		v   uint64
-	}{{unix.RLIMIT_CPU, r.CPUSeconds}, {unix.RLIMIT_FSIZE, r.FileSize}, {unix.RLIMIT_NOFILE, r.NoFile}} {
+		res   int
+		v     uint64
+		grace uint64 // hard limit above the soft one
+	}{
+		// At the soft CPU limit a process gets SIGXCPU and dies of it
+		// (unless it handles it), which says why; the hard one follows.
+		{unix.RLIMIT_CPU, r.CPUSeconds, 1},
+		{unix.RLIMIT_FSIZE, r.FileSize, 0},
+		{unix.RLIMIT_NOFILE, r.NoFile, 0},
+	} {
 		if l.v == 0 {
 			continue
 		}
+		lim := unix.Rlimit{Cur: l.v, Max: l.v + l.grace}
 		var cur unix.Rlimit
-		if err := unix.Getrlimit(l.res, &cur); err == nil && cur.Max < l.v {
-			l.v = cur.Max // hard limits can be lowered, never raised
+		if err := unix.Getrlimit(l.res, &cur); err == nil {
+			lim.Max = min(lim.Max, cur.Max) // hard limits can be lowered, never raised
+			lim.Cur = min(lim.Cur, lim.Max)
 		}
-		if err := set(l.res, l.v); err != nil {
-			return err
+		if err := unix.Setrlimit(l.res, &lim); err != nil {
+			return fmt.Errorf("rlimit %d: %w", l.res, err)
 		}
 	}
 	return nil

@@ -873,3 +873,15 @@ func TestReadOnlyInsideReadWrite(t *testing.T) {
 		t.Fatalf("the read-write parent is not writable: %v (stderr %q)", err, out.Stderr)
 	}
 }
+
+// TestCPUTimeOneBusyProcess: a single process that runs out of its CPU
+// time is reported as killed by SIGXCPU, not SIGKILL (whose 137 reads as
+// an OOM kill).
+func TestCPUTimeOneBusyProcess(t *testing.T) {
+	p := policy.Strict()
+	p.Limits.CPUTime = policy.Duration(time.Second)
+	out := execIn(t, newSandbox(t, p), "sh", "-c", "while :; do :; done")
+	if out.Status != backend.StatusSignaled || out.Signal != int(syscall.SIGXCPU) {
+		t.Fatalf("status %s signal %d, want signaled by SIGXCPU", out.Status, out.Signal)
+	}
+}

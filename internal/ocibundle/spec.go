@@ -88,8 +88,10 @@ func rlimits(c *Config) []specs.POSIXRlimit {
 		{Type: "RLIMIT_NOFILE", Hard: lowered(unix.RLIMIT_NOFILE, nofileLimit), Soft: lowered(unix.RLIMIT_NOFILE, nofileLimit)},
 	}
 	if ct := time.Duration(c.Policy.Limits.CPUTime); ct > 0 {
+		// The hard limit a second later: at the soft one a process gets
+		// SIGXCPU (and dies of it, unless it handles it), which says why.
 		n := lowered(unix.RLIMIT_CPU, uint64(math.Ceil(ct.Seconds())))
-		out = append(out, specs.POSIXRlimit{Type: "RLIMIT_CPU", Hard: n, Soft: n})
+		out = append(out, specs.POSIXRlimit{Type: "RLIMIT_CPU", Hard: lowered(unix.RLIMIT_CPU, n+1), Soft: n})
 	}
 	if pids := c.Policy.Limits.Pids; c.PidsAsRlimit && pids > 0 {
 		n := lowered(unix.RLIMIT_NPROC, uint64(pids))

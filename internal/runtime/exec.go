@@ -51,13 +51,17 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 		return nil, err
 	}
 	cmd.WaitDelay = ioDrain
-	timedOut, overCPU, cancelled := c.wait(ctx, cmd, req.Timeout, c.cpuBudget())
+	budget := c.cpuBudget()
+	timedOut, overCPU, cancelled := c.wait(ctx, cmd, req.Timeout, budget)
 	out := &backend.ExecOutput{
 		Stdout: stdout.Bytes(), Stderr: stderr.Bytes(),
 		StdoutTruncated: stdout.Truncated(), StderrTruncated: stderr.Truncated(),
 		Duration: time.Since(start),
 	}
 	c.usage(cmd, out)
+	if budget.ok {
+		c.endBudget(ctx, budget, out)
+	}
 	if cancelled {
 		return nil, fmt.Errorf("exec: %w", ctx.Err())
 	}
@@ -85,6 +89,23 @@ func (c *Container) cpuBudget() cpuBudget {
 	}
 	base, ok := c.cg.CPUUsage()
 	return cpuBudget{limit: limit, base: base, ok: ok}
+}
+
+// endBudget ends an exec that had a CPU budget: what it left running is
+// killed — it would spend the next exec's budget, which is read from the
+// container's whole cgroup — and its CPU time is at least what the counter
+// shows (the runtime's rusage misses processes it did not reap).
+func (c *Container) endBudget(ctx context.Context, b cpuBudget, out *backend.ExecOutput) {
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace)
+	defer cancel()
+	if c.rt.kind == Runsc {
+		_ = c.killInside(kctx)
+	} else {
+		_ = c.killFromHost(kctx)
+	}
+	if used, ok := c.cg.CPUUsage(); ok && used-b.base > out.CPUTime {
+		out.CPUTime = used - b.base
+	}
 }
 
 // cpuPoll is how often an exec's CPU use is read: the budget may be

@@ -512,3 +512,29 @@ func TestExecEnvNeverOnDisk(t *testing.T) {
 		}
 	})
 }
+
+// TestCPUTimeLeftoversDoNotSpendTheNextBudget: under a CPU budget, what an
+// exec leaves running in the container is killed when it ends — the
+// budget is read from the container's whole cgroup, so a leftover would
+// spend the next exec's — and one busy process is reported as SIGXCPU.
+func TestCPUTimeLeftoversDoNotSpendTheNextBudget(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		p := testPolicy()
+		p.Limits.CPUTime = policy.Duration(time.Second)
+		c := newContainer(t, k, p)
+		if out := sh(t, c, "setsid sh -c 'while :; do :; done' >/dev/null 2>&1 & echo started"); out != "started\n" {
+			t.Fatalf("background start: %q", out)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if out := run(t, c, "sh", "-c", "sleep 1; echo slept"); out.Status != backend.StatusExited || string(out.Stdout) != "slept\n" {
+			t.Fatalf("an exec after a busy leftover: status %s signal %d stdout %q", out.Status, out.Signal, out.Stdout)
+		}
+		if k == Runsc {
+			return // gVisor does not enforce RLIMIT_CPU; the budget kills with SIGKILL
+		}
+		out := runReq(t, c, &backend.ExecRequest{Argv: []string{"sh", "-c", "while :; do :; done"}, Timeout: 20 * time.Second, MaxOutput: 1 << 10})
+		if out.Status != backend.StatusSignaled || out.Signal != int(syscall.SIGXCPU) {
+			t.Errorf("one busy process: status %s signal %d, want SIGXCPU", out.Status, out.Signal)
+		}
+	})
+}
