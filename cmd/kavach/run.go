@@ -119,7 +119,11 @@ func runRun(cmd *cobra.Command, f *runFlags, argv []string) error {
 		}
 	}
 	code := res.ExitStatus()
-	if kept := writeExports(stderr, exported); kept && code == 0 {
+	switch kept, failed := writeExports(stderr, exported); {
+	case code != 0:
+	case failed:
+		code = exitKavachError
+	case kept:
 		code = exitGate
 	}
 	if f.verbose {
@@ -223,8 +227,9 @@ func runAndExport(ctx context.Context, cfg kavach.Config, argv, specs []string, 
 }
 
 // writeExports writes the files the gate let through (new files, mode
-// 0600, see exportTarget.write) and reports whether it withheld any.
-func writeExports(stderr io.Writer, files []export) (withheld bool) {
+// 0600, see exportTarget.write) and reports whether the gate withheld any
+// and whether writing any failed.
+func writeExports(stderr io.Writer, files []export) (withheld, failed bool) {
 	for _, e := range files {
 		switch v := e.file.Gate.Verdict; {
 		case v == gate.VerdictBlock:
@@ -236,11 +241,11 @@ func writeExports(stderr io.Writer, files []export) (withheld bool) {
 		default:
 			if err := e.dest.write(e.file.Data); err != nil {
 				fmt.Fprintf(stderr, "kavach: %s: %v\n", e.file.Path, err)
-				withheld = true
+				failed = true
 			}
 		}
 	}
-	return withheld
+	return withheld, failed
 }
 
 // newlineFirst writes a newline before the first write to w: it follows
