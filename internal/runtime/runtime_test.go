@@ -461,6 +461,9 @@ func TestSweepStaleEveryRuntime(t *testing.T) {
 		if _, err := os.Stat(c.bundle.Dir); !os.IsNotExist(err) {
 			t.Errorf("%s: bundle left: %v", c.id, err)
 		}
+		if left, _ := filepath.Glob(filepath.Join(c.rt.root, c.id+"*")); len(left) > 0 {
+			t.Errorf("%s: runtime state left: %v", c.id, left)
+		}
 	}
 }
 

@@ -102,6 +102,14 @@ func CleanupStale(ctx context.Context, r *Runtime) {
 			_ = os.RemoveAll(filepath.Join(BundleDir(), e.Name()))
 		}
 	}
+	// Files the runtime keeps per container that delete does not always
+	// remove (runsc's "<id>_sandbox:<id>.lock" after a cut-short create).
+	files, _ := os.ReadDir(r.root)
+	for _, e := range files {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), idPrefix) && !ownerAlive(e.Name()) {
+			_ = os.Remove(filepath.Join(r.root, e.Name()))
+		}
+	}
 	done := map[string]bool{}
 	for _, d := range staleCgroupDirs() {
 		if id := filepath.Base(d); !done[id] && !ownerAlive(id) {
@@ -140,8 +148,8 @@ func SweepStale(ctx context.Context) {
 	})
 }
 
-// staleLeft reports whether a bundle or a cgroup of a kavach process that
-// no longer runs exists. Every container has a bundle from before the
+// staleLeft reports whether a bundle, a cgroup or a runtime state file of
+// a kavach process that no longer runs exists. Every container has a bundle from before the
 // runtime creates it until after it is deleted.
 func staleLeft() bool {
 	entries, _ := os.ReadDir(BundleDir())
@@ -153,6 +161,14 @@ func staleLeft() bool {
 	for _, d := range staleCgroupDirs() {
 		if !ownerAlive(filepath.Base(d)) {
 			return true
+		}
+	}
+	for _, k := range []Kind{Crun, Runc, Runsc} {
+		files, _ := os.ReadDir(filepath.Join(StateDir(), string(k)))
+		for _, e := range files {
+			if strings.HasPrefix(e.Name(), idPrefix) && !ownerAlive(e.Name()) {
+				return true
+			}
 		}
 	}
 	return false
