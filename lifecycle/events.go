@@ -51,7 +51,8 @@ const DefaultHookTimeout = 2 * time.Second
 // is left running in the background and Emit moves on; until that call
 // returns, later events for the hook are dropped and counted in Dropped.
 // So a stuck hook holds up an operation for at most Timeout per event, and
-// never piles up goroutines.
+// the calls left running are at most those that had started when it got
+// stuck (one per goroutine emitting then), not one per later event.
 type Dispatcher struct {
 	// Timeout bounds one hook call (DefaultHookTimeout when 0). Set it
 	// before the first Add.
