@@ -409,7 +409,7 @@ func (in *instance) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	if err != nil && !oom && !timedOut {
 		return nil, err // the init died for another reason
 	}
-	classify(out, reply, req.Argv[0], timedOut, oom)
+	classify(out, reply, req.Argv[0], cwd, timedOut, oom)
 	if end == endCPU && !oom {
 		out.Status, out.Signal, out.ExitCode = backend.StatusSignaled, int(syscall.SIGXCPU), 128+int(syscall.SIGXCPU)
 	}
@@ -529,7 +529,7 @@ func fileFDs(files []*os.File) []int {
 }
 
 // classify fills status, exit code and signal.
-func classify(out *backend.ExecOutput, r execReply, name string, timedOut, oom bool) {
+func classify(out *backend.ExecOutput, r execReply, name, cwd string, timedOut, oom bool) {
 	switch {
 	case timedOut:
 		out.Status, out.Signal, out.ExitCode = backend.StatusTimeout, int(syscall.SIGKILL), 124
@@ -540,7 +540,10 @@ func classify(out *backend.ExecOutput, r execReply, name string, timedOut, oom b
 		// the message is built from the caller's argv and the errno only.
 		out.Status, out.ExitCode = backend.StatusError, 127
 		out.Error = "command not found: " + name
-		if r.Errno != int(unix.ENOENT) {
+		switch {
+		case r.BadWorkdir:
+			out.ExitCode, out.Error = 126, "working directory "+cwd+": "+syscall.Errno(r.Errno).Error()
+		case r.Errno != int(unix.ENOENT):
 			out.ExitCode, out.Error = 126, "command not executable: "+name+": "+syscall.Errno(r.Errno).Error()
 		}
 	case r.Signal != 0:

@@ -885,3 +885,18 @@ func TestCPUTimeOneBusyProcess(t *testing.T) {
 		t.Fatalf("status %s signal %d, want signaled by SIGXCPU", out.Status, out.Signal)
 	}
 }
+
+// TestMissingWorkdirNamed: a working directory that does not exist is
+// reported as such (126), not as a missing command.
+func TestMissingWorkdirNamed(t *testing.T) {
+	inst := newSandbox(t, policy.Strict())
+	out, err := inst.Exec(context.Background(), &backend.ExecRequest{Argv: []string{"sh", "-c", "exit 3"}, Workdir: "/nonexistent/x",
+		Timeout: 10 * time.Second, MaxOutput: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != backend.StatusError || out.ExitCode != 126 || !strings.Contains(out.Error, "working directory /nonexistent/x") {
+		t.Fatalf("status %s exit %d error %q", out.Status, out.ExitCode, out.Error)
+	}
+	mustExit(t, execIn(t, inst, "true"), 0)
+}

@@ -31,15 +31,18 @@ type execRequest struct {
 
 // execReply reports how a payload ended.
 type execReply struct {
-	Started  bool   `json:"started"`
-	Errno    int    `json:"errno,omitempty"`
-	Error    string `json:"error,omitempty"`
-	Exited   bool   `json:"exited"`
-	ExitCode int    `json:"exit_code"`
-	Signal   int    `json:"signal,omitempty"`
-	UtimeUS  int64  `json:"utime_us"`
-	StimeUS  int64  `json:"stime_us"`
-	MaxRSSKB int64  `json:"max_rss_kb"`
+	Started bool `json:"started"`
+	Errno   int  `json:"errno,omitempty"`
+	// BadWorkdir: the payload did not start because of its working
+	// directory, not its command.
+	BadWorkdir bool   `json:"bad_workdir,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Exited     bool   `json:"exited"`
+	ExitCode   int    `json:"exit_code"`
+	Signal     int    `json:"signal,omitempty"`
+	UtimeUS    int64  `json:"utime_us"`
+	StimeUS    int64  `json:"stime_us"`
+	MaxRSSKB   int64  `json:"max_rss_kb"`
 }
 
 // maxMessage bounds one packet; larger messages are refused.

@@ -80,6 +80,9 @@ func startPayload(req *execRequest, files []*os.File) (*os.Process, error) {
 	if len(req.Argv) == 0 || len(files) < 3 || len(files) != 3+len(req.Files) {
 		return nil, errors.New("malformed exec request")
 	}
+	if err := checkWorkdir(req.Cwd); err != nil {
+		return nil, &workdirError{err}
+	}
 	path, err := lookPath(req.Argv[0], req.Env)
 	if err != nil {
 		return nil, err
@@ -106,7 +109,32 @@ func startError(err error) execReply {
 	if errors.As(err, &errno) {
 		r.Errno = int(errno)
 	}
+	var wd *workdirError
+	r.BadWorkdir = errors.As(err, &wd)
 	return r
+}
+
+// workdirError is a working directory the payload cannot start in: the
+// fork/exec error alone would not tell it from a missing command.
+type workdirError struct{ err error }
+
+func (e *workdirError) Error() string { return "working directory: " + e.err.Error() }
+func (e *workdirError) Unwrap() error { return e.err }
+
+// checkWorkdir reports why dir (as the sandbox user sees it) cannot be a
+// payload's working directory, or nil.
+func checkWorkdir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return unix.ENOTDIR
+	}
+	return unix.Access(dir, unix.X_OK)
 }
 
 func waitPayload(p *os.Process) execReply {
