@@ -238,6 +238,11 @@ func mountPointAt(r, dest string, dir bool) (int, error) {
 		wantDir := !last || dir
 		if err := makeEntry(cur, name, wantDir); err != nil {
 			unix.Close(cur)
+			if errors.Is(err, unix.EOVERFLOW) {
+				// The kernel refuses to create files as root in an
+				// idmapped mount, where root has no id.
+				return -1, fmt.Errorf("mount point %s: it must already exist inside the read-write bind above it (an idmapped mount, where kavach cannot create it): %w", dest, err)
+			}
 			return -1, fmt.Errorf("mount point %s: %w", dest, err)
 		}
 		flags := uint64(unix.O_PATH | unix.O_CLOEXEC) // RESOLVE_NO_SYMLINKS refuses a final link too
