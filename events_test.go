@@ -67,6 +67,14 @@ func TestLimitViolationEvent(t *testing.T) {
 	if got := rec.find(lifecycle.EventViolation); got == nil || got.Details["limit"] != "timeout" {
 		t.Fatalf("no timeout violation among %v", rec.types())
 	}
+	var cpu eventLog
+	cfg = processConfig(t, kavach.NewConfig().CPUTime(time.Second).Hook(cpu.hook))
+	if res, err = kavach.Run(context.Background(), cfg, []string{"sh", "-c", "while :; do :; done"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cpu.find(lifecycle.EventViolation); res.ExitStatus() != 152 || got == nil || got.Details["limit"] != "cpu_time" {
+		t.Fatalf("cpu budget: exit %d, events %v", res.ExitStatus(), cpu.types())
+	}
 }
 
 // TestRefusedExecIsAnEvent: an Exec refused for the sandbox's state is

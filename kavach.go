@@ -40,7 +40,7 @@ var (
 	// current state (for example Exec on a sandbox that is not running).
 	ErrWrongState = lifecycle.ErrWrongState
 	// ErrTransition: the lifecycle does not allow the transition asked
-	// for (for example Resume of a sandbox that is not paused).
+	// for (for example Pause of a created sandbox).
 	ErrTransition = lifecycle.ErrTransition
 )
 
@@ -50,7 +50,7 @@ var staleOnce sync.Once
 
 // cleanupStale removes, on the first sandbox, pool or backend listing of
 // this process, what kavach processes that died without destroying their
-// sandboxes left under any backend (SPEC §5: stale state is cleaned on the
+// sandboxes left under any backend (stale state is cleaned on the
 // next start). Containers of crun, runc and gVisor outlive their creator
 // and keep running their payloads until then.
 func cleanupStale(ctx context.Context) {

@@ -9,7 +9,7 @@ import (
 // Status is how an exec ended: exited, signaled, timeout, oom, blocked or error.
 type Status = backend.Status
 
-// Statuses (SPEC §6).
+// Statuses an exec can end with.
 const (
 	StatusExited   = backend.StatusExited
 	StatusSignaled = backend.StatusSignaled
@@ -19,7 +19,8 @@ const (
 	StatusError    = backend.StatusError
 )
 
-// Result is the structured outcome of one exec (SPEC §6).
+// Result is the structured outcome of one exec; its JSON keys are part of
+// kavach's contract.
 type Result struct {
 	ID      string `json:"id"`
 	Backend string `json:"backend"`
@@ -43,7 +44,7 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 }
 
-// ExitStatus maps a result to the exit status of `kavach run` (SPEC §7):
+// ExitStatus maps a result to the exit status of `kavach run`:
 // the command's own code, 124 on timeout, 123 when the gate withheld the
 // output, 128+N when killed by signal N (OOM: 137).
 func (r *Result) ExitStatus() int {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
@@ -214,9 +215,9 @@ func (s *Sandbox) Pause(ctx context.Context) error {
 	return s.transition(ctx, lifecycle.Paused, func(lifecycle.State) error { return s.inst.Pause(ctx) })
 }
 
-// Resume thaws a paused sandbox. On a sandbox in any other state it fails
-// with an error wrapping ErrWrongState (a created sandbox is started with
-// Start).
+// Resume thaws a paused sandbox. On a created sandbox it fails with an
+// error wrapping ErrWrongState (start it with Start); in running, stopped or
+// destroyed, with one wrapping ErrTransition.
 func (s *Sandbox) Resume(ctx context.Context) error {
 	return s.transition(ctx, lifecycle.Running, func(from lifecycle.State) error {
 		if from != lifecycle.Paused {
@@ -330,7 +331,7 @@ func (s *Sandbox) Exec(ctx context.Context, argv []string, opts ...ExecOption) (
 	}
 	res := s.result(out)
 	s.applyGate(ctx, res, cutPartial(out.Stdout, out.StdoutTruncated), cutPartial(out.Stderr, out.StderrTruncated))
-	if limit := limitHit(res.Status); limit != "" {
+	if limit := limitHit(res, &s.cfg.Policy); limit != "" {
 		s.emit(lifecycle.Event{Type: lifecycle.EventViolation, Details: map[string]any{"argv": shown, "limit": limit}})
 	}
 	s.emit(lifecycle.Event{Type: lifecycle.EventExecEnd, Details: map[string]any{
@@ -411,14 +412,17 @@ func cutPartial(b []byte, truncated bool) []byte {
 	return b[:len(b)-len(tail)]
 }
 
-// limitHit names the policy limit an exec ran into, judging by its status,
-// or "".
-func limitHit(st Status) string {
-	switch st {
-	case StatusTimeout:
+// limitHit names the policy limit an exec ran into, judging by its result,
+// or "": the wall-clock timeout, the memory limit, or the CPU time (every
+// backend reports a used-up CPU budget as a kill by SIGXCPU).
+func limitHit(res *Result, p *policy.Policy) string {
+	switch {
+	case res.Status == StatusTimeout:
 		return "timeout"
-	case StatusOOM:
+	case res.Status == StatusOOM:
 		return "memory"
+	case res.Status == StatusSignaled && res.Signal == int(syscall.SIGXCPU) && p.Limits.CPUTime > 0:
+		return "cpu_time"
 	}
 	return ""
 }

@@ -29,7 +29,7 @@ import (
 // Name is a backend name.
 type Name string
 
-// Backend names (SPEC §2). Auto picks the strongest available backend.
+// Backend names. Auto picks the strongest available backend.
 const (
 	Noop        Name = "noop"
 	Process     Name = "process"
@@ -50,7 +50,7 @@ type Info struct {
 	Isolation    string
 }
 
-// infos is the table of SPEC §2, in increasing base score.
+// infos describes every backend, in increasing base score.
 var infos = []Info{
 	{Noop, 0, false, "none (testing only: runs nothing, returns exit 0)"},
 	{Process, 50, true, "namespaces + pivot_root + seccomp-bpf + Landlock + cgroups + rlimits"},
@@ -223,7 +223,7 @@ type ExecRequest struct {
 // Status is how an exec ended.
 type Status string
 
-// Statuses (SPEC §6).
+// Statuses an exec can end with.
 const (
 	StatusExited   Status = "exited"
 	StatusSignaled Status = "signaled"

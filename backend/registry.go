@@ -98,7 +98,7 @@ func (u Unimplemented) Probe(context.Context) Availability {
 }
 
 // Capabilities reports what the backend would enforce once implemented, so
-// declared scores follow SPEC §3.
+// declared scores follow the score model (package score).
 func (u Unimplemented) Capabilities() score.Layers { return FullCapabilities() }
 
 // Create always fails with ErrUnavailable.

@@ -18,7 +18,7 @@ type Policy struct {
 	MaxArtifactSize int64 `json:"max_artifact_size,omitempty" yaml:"max_artifact_size,omitempty"`
 }
 
-// DefaultPolicy is SPEC §8's default: critical → block, high → quarantine,
+// DefaultPolicy is kavach's default: critical → block, high → quarantine,
 // medium and low → warn (redact), info → pass.
 func DefaultPolicy() Policy {
 	return Policy{Actions: map[Severity]Action{

@@ -49,7 +49,7 @@ func rule(id string, sev Severity, desc string, pats ...pattern) ruleDef {
 	return ruleDef{Rule: Rule{ID: id, Severity: sev, Description: desc}, patterns: pats}
 }
 
-// secretRules is the credential family: SPEC §8 puts private keys and cloud
+// secretRules is the credential family: kavach puts private keys and cloud
 // provider credentials at critical, provider tokens at high, and JWTs,
 // passwords in URLs and high-entropy assignments at medium.
 func secretRules() []ruleDef {

@@ -13,7 +13,7 @@ var ErrInvalid = errors.New("gate: invalid value")
 type Severity int
 
 // Severities from least to most harmful. The names are part of the public
-// contract (SPEC §8).
+// contract of kavach's results.
 const (
 	SeverityInfo Severity = iota
 	SeverityLow
@@ -72,7 +72,7 @@ func ParseSeverity(name string) (Severity, error) {
 // Verdict is the outcome of scanning one artifact or one execution.
 type Verdict string
 
-// Verdicts, as they appear in results and JSON (SPEC §6, §8).
+// Verdicts, as they appear in results and JSON.
 const (
 	VerdictPass       Verdict = "pass"
 	VerdictWarn       Verdict = "warn"

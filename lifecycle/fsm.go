@@ -17,7 +17,7 @@ import (
 // State is a sandbox lifecycle state.
 type State uint8
 
-// States (SPEC §5).
+// States.
 const (
 	Created State = iota
 	Running
@@ -43,7 +43,7 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // States lists every state in order.
 func States() []State { return []State{Created, Running, Paused, Stopped, Destroyed} }
 
-// transitions are the allowed transitions of SPEC §5, and no others.
+// transitions are the allowed transitions, and no others.
 var transitions = [...][2]State{
 	{Created, Running}, {Created, Destroyed},
 	{Running, Paused}, {Running, Stopped}, {Running, Destroyed},

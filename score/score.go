@@ -22,7 +22,7 @@ import (
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
-// Modifier points (SPEC §3).
+// Modifier points.
 const (
 	PointsSeccompOff       = -5
 	PointsSeccompBasic     = 3
@@ -190,7 +190,7 @@ var points = func() (t [2][1 << 8]int8) {
 
 // Backend is what the score needs to know about a backend.
 type Backend struct {
-	// Base is the backend's base score (SPEC §3).
+	// Base is the backend's base score (backend.Info.Base).
 	Base int
 	// SharedKernel is true for backends whose payload talks to the host
 	// kernel directly (process, oci): only they lose points without seccomp.
@@ -235,7 +235,7 @@ func (b basis) got() set     { return set(b >> 8) }
 func (b basis) shared() bool { return b&basisShared != 0 }
 func (b basis) noop() bool   { return b&basisNoop != 0 }
 
-// NumModifiers is the number of modifiers of SPEC §3: every breakdown lists
+// NumModifiers is the number of modifiers of the score model: every breakdown lists
 // all of them, applied or not.
 const NumModifiers = 7
 
@@ -324,7 +324,7 @@ func b2i(b bool) int {
 // modifierNames lists the modifiers in breakdown order.
 var modifierNames = [NumModifiers]string{ModSeccompOff, ModSeccompBasic, ModSeccompStrict, ModFilesystem, ModNetworkOff, ModNetworkAllowlist, ModLimits}
 
-// Modifiers is the breakdown: every modifier of SPEC §3 in a fixed order,
+// Modifiers is the breakdown: every modifier of the score model in a fixed order,
 // with its points, whether it applied and why.
 func (s Score) Modifiers() [NumModifiers]Modifier {
 	var why [NumModifiers]string

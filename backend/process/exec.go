@@ -88,7 +88,10 @@ func (in *instance) initConfig() *initConfig {
 	if cfg.TmpSize == 0 {
 		cfg.TmpSize = defaultTmpSize
 	}
-	if p.Limits.CPUTime > 0 {
+	if p.Limits.CPUTime > 0 && !in.countsCPU() {
+		// Without a cgroup's CPU counter, RLIMIT_CPU is the only bound: per
+		// process, and on the init too, which it ends (and the next exec
+		// replaces) once the init's own CPU time reaches it.
 		cfg.Rlimits.CPUSeconds = uint64(math.Ceil(time.Duration(p.Limits.CPUTime).Seconds()))
 	}
 	for _, m := range p.Filesystem.MountOrder() {
@@ -461,7 +464,7 @@ func (in *instance) await(ctx context.Context, z *zygote, timeout time.Duration,
 		deadline = t.C
 	}
 	var poll <-chan time.Time
-	if cpu.limit > 0 && in.cg != nil {
+	if cpu.limit > 0 && in.countsCPU() {
 		t := time.NewTicker(cpuPoll)
 		defer t.Stop()
 		poll = t.C
@@ -561,6 +564,10 @@ func (in *instance) thaw() {
 		_ = in.cg.Thaw(ctx)
 	}
 }
+
+// countsCPU reports whether the sandbox's cgroup counts its CPU time: then
+// cpu_time is enforced through that counter for each exec as a whole.
+func (in *instance) countsCPU() bool { return in.cg != nil && in.cg.CountsCPU() }
 
 // stats reads the sandbox cgroup's counters (zero without a cgroup).
 func (in *instance) stats() cgroup.Stats {

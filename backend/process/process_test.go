@@ -900,3 +900,20 @@ func TestMissingWorkdirNamed(t *testing.T) {
 	}
 	mustExit(t, execIn(t, inst, "true"), 0)
 }
+
+// TestCPUTimeSparesTheInit: cpu_time bounds execs, not the sandbox's
+// long-lived init, whose own CPU time adds up over many execs (with
+// RLIMIT_CPU on it, it died after about ten thousand).
+func TestCPUTimeSparesTheInit(t *testing.T) {
+	p := policy.Strict()
+	p.Limits.CPUTime = policy.Duration(time.Second)
+	inst := newSandbox(t, p)
+	if !inst.(*instance).countsCPU() {
+		t.Skip("no cgroup CPU counter: RLIMIT_CPU is the only bound")
+	}
+	out := execIn(t, inst, "sh", "-c", "grep 'Max cpu time' /proc/1/limits")
+	mustExit(t, out, 0)
+	if !strings.Contains(string(out.Stdout), "unlimited") {
+		t.Fatalf("the init has a CPU time limit: %q", out.Stdout)
+	}
+}

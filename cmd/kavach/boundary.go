@@ -116,8 +116,8 @@ func newScanCmd() *cobra.Command {
 findings and verdict. Exit status: 0 for pass or warn, 123 when the gate would
 quarantine or block the text, 125 for an error.
 
-With --redact, the gate's redacted copy of the text (every finding replaced by
-[REDACTED:<rule>]) goes to standard output and the findings and verdict to
+With --redact, the gate's redacted copy of the text (every finding of warn or
+worse replaced by [REDACTED:<rule>]) goes to standard output and the findings and verdict to
 standard error, so that "kavach scan --redact" works as a filter.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

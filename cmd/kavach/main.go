@@ -13,7 +13,7 @@ import (
 	"github.com/kavach-sandbox/kavach"
 )
 
-// Exit statuses of kavach itself (SPEC §7).
+// Exit statuses of kavach itself (README, "Command line").
 const (
 	exitGate         = 123
 	exitKavachError  = 125

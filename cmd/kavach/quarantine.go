@@ -30,8 +30,8 @@ func newQuarantineCmd() *cobra.Command {
 		Use:   "quarantine",
 		Short: "Review output the gate quarantined: list, show, approve, reject, release",
 	}
-	cmd.PersistentFlags().StringVar(&dir, "dir", "", "quarantine store (default $KAVACH_STATE_DIR/quarantine or ~/.local/state/kavach/quarantine)")
-	cmd.PersistentFlags().StringVar(&auditFile, "audit", "", "record decisions in this audit chain (key: KAVACH_AUDIT_KEY)")
+	cmd.PersistentFlags().StringVar(&dir, "dir", "", "quarantine store (default $KAVACH_STATE_DIR/quarantine, else $XDG_STATE_HOME/kavach/quarantine, else ~/.local/state/kavach/quarantine)")
+	cmd.PersistentFlags().StringVar(&auditFile, "audit", "", "record decisions in this audit chain (key: KAVACH_AUDIT_KEY or the file KAVACH_AUDIT_KEY_FILE names)")
 	store := func() (*quarantine.Store, error) {
 		s, err := openQuarantine(dir)
 		if err != nil {
@@ -123,7 +123,7 @@ func newReleaseCmd(store func() (*quarantine.Store, error)) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "destination file (created, mode 0600), or - for stdout")
-	cmd.Flags().StringVar(&stream, "stream", "stdout", "which stream: stdout or stderr")
+	cmd.Flags().StringVar(&stream, "stream", "stdout", "which stream: stdout, stderr, or file:PATH for a quarantined export")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }

@@ -131,7 +131,7 @@ func runRun(cmd *cobra.Command, f *runFlags, argv []string) error {
 			res.Backend, res.ID, res.Score, res.Status, code, res.DurationMS)
 	}
 	if res.Status == kavach.StatusError && res.Error != "" {
-		// With --json too: stdout holds the result, stderr the error (SPEC §7).
+		// With --json too: stdout holds the result, stderr the error.
 		fmt.Fprintln(stderr, "kavach:", res.Error)
 	}
 	if code != 0 {

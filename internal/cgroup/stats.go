@@ -43,6 +43,10 @@ func optional(n int64, err error) (int64, error) {
 	return n, err
 }
 
+// CountsCPU reports whether the cgroup accounts its processes' CPU time
+// (Stats.CPUTime reads zero otherwise).
+func (c *Cgroup) CountsCPU() bool { return c.resDir[resCPUAcct] != "" }
+
 func (c *Cgroup) cpuTime() (time.Duration, error) {
 	d := c.resDir[resCPUAcct]
 	switch {

@@ -212,8 +212,9 @@ func allowListDefinition(names []string, conditional []rule) *definition {
 
 // customDefinition builds an allow-list from caller-given names, which must
 // all be known on the target. Names in the basic deny set stay denied,
-// clone3 stays ENOSYS, and socket, ioctl, clone and personality get strict's
-// argument conditions.
+// clone3 and openat2 stay ENOSYS, and every name strict allows only under
+// conditions (socket, ioctl, clone, personality, prlimit64 and the calls
+// that take a file mode) gets those conditions.
 func customDefinition(names []string, t *target) (*definition, error) {
 	if len(names) == 0 {
 		return nil, fmt.Errorf("seccomp: custom profile: %w", ErrEmptyCustom)
