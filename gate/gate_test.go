@@ -506,3 +506,25 @@ func TestCorpusFilesPresent(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryPatternCompiles compiles every rule's regular expression, which
+// the gate otherwise compiles only when an anchor first hits: a bad
+// expression must fail here, not in some later scan.
+func TestEveryPatternCompiles(t *testing.T) {
+	n := 0
+	for _, s := range builtinScanners() {
+		ps, ok := s.(*patternScanner)
+		if !ok {
+			continue
+		}
+		for _, o := range ps.owner {
+			if o.pat.re != nil {
+				_ = o.pat.re() // panics on a bad expression
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no regular expression found: the test would prove nothing")
+	}
+}

@@ -2,7 +2,6 @@ package gate
 
 import (
 	"bytes"
-	"regexp"
 )
 
 // words returns case-insensitive anchors that must be whole words.
@@ -24,7 +23,7 @@ const codeReach = 512
 // one pass; a command repeated on a line is still found from its last
 // occurrence, whose window holds the rest of the line.
 func command(anchors []Anchor, expr string) pattern {
-	return pattern{anchors: anchors, re: regexp.MustCompile(`^(?:` + expr + `)`), after: codeReach,
+	return pattern{anchors: anchors, re: lazyRegexp(`^(?:` + expr + `)`), after: codeReach,
 		line: true, anchored: true, untilNext: true}
 }
 
@@ -32,7 +31,7 @@ func command(anchors []Anchor, expr string) pattern {
 // pathExpr; the anchor is inside the path. The path is read back from the
 // anchor (at most pathReach bytes), so a hit costs a bounded amount.
 func writeTo(anchors []Anchor, pathExpr string) pattern {
-	re := regexp.MustCompile(`^(?:` + pathExpr + `)`)
+	re := lazyRegexp(`^(?:` + pathExpr + `)`)
 	return pattern{anchors: anchors, before: pathReach + 8, after: pathReach,
 		match: func(buf []byte, h Hit) (int, int) {
 			p := pathStart(buf, h.Start)
@@ -41,7 +40,7 @@ func writeTo(anchors []Anchor, pathExpr string) pattern {
 				return 0, 0
 			}
 			_, hi := lineBounds(buf, p, h.Start, h.End, min(len(buf), h.End+pathReach))
-			if m := re.FindIndex(buf[p:hi]); m != nil && p+m[1] >= h.End {
+			if m := re().FindIndex(buf[p:hi]); m != nil && p+m[1] >= h.End {
 				return op, p + m[1]
 			}
 			return 0, 0

@@ -2,7 +2,6 @@ package gate
 
 import (
 	"bytes"
-	"regexp"
 )
 
 // assign is the assignment operator of contextual rules: an optional
@@ -41,7 +40,7 @@ func ci(words ...string) []Anchor {
 // anchor's start (or its end, with fromEnd); group 1 is the secret. guard,
 // if set, checks the bytes before the anchor.
 func anchoredAt(anchors []Anchor, expr string, after int, fromEnd bool, guard func([]byte, Hit) bool) pattern {
-	return pattern{anchors: anchors, re: regexp.MustCompile(`^(?:` + expr + `)`), group: 1,
+	return pattern{anchors: anchors, re: lazyRegexp(`^(?:` + expr + `)`), group: 1,
 		after: after, anchored: true, fromEnd: fromEnd, guard: guard}
 }
 

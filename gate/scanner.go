@@ -76,8 +76,9 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 type pattern struct {
 	anchors []Anchor
 	// re is applied to buf[start-before : end+after]; group (if > 0)
-	// selects the sensitive span to report and redact.
-	re            *regexp.Regexp
+	// selects the sensitive span to report and redact. It is compiled on
+	// first use (lazyRegexp): most processes never need most of them.
+	re            func() *regexp.Regexp
 	group         int
 	before, after int
 	// anchored applies re (which starts with ^) once to buf[from:end+after],
@@ -168,12 +169,12 @@ func (s *patternScanner) Check(buf []byte, h Hit, emit func(Match)) {
 		if p.fromEnd {
 			lo = h.End
 		}
-		if m := p.re.FindSubmatchIndex(buf[lo:hi]); m != nil {
+		if m := p.re().FindSubmatchIndex(buf[lo:hi]); m != nil {
 			s.reportGroup(buf, o, lo, m, emit)
 		}
 		return
 	}
-	for _, m := range p.re.FindAllSubmatchIndex(buf[lo:hi], -1) {
+	for _, m := range p.re().FindAllSubmatchIndex(buf[lo:hi], -1) {
 		s.reportGroup(buf, o, lo, m, emit)
 	}
 }
