@@ -44,8 +44,11 @@ func (p *Proxy) applyCredentials(req *http.Request, t target, scheme string) ([]
 	}
 	if p.isBound(t) {
 		// Every response from a bound host is checked for the secrets: it
-		// must not be compressed.
+		// must not be compressed, nor a part of a whole (a secret split
+		// across ranges is in no response whole).
 		req.Header.Set("Accept-Encoding", "identity")
+		req.Header.Del("Range")
+		req.Header.Del("If-Range")
 	}
 	for _, h := range p.cfg.Headers {
 		if anyMatch(h.Hosts, t) {

@@ -17,8 +17,10 @@
 // against the configured roots. A placeholder, or the real value of a
 // secret in any common encoding, seen on its way to any other host is
 // blocked and reported as a leak. Every response the proxy forwards is
-// cleaned of the secrets (raw, hex, base64, UTF-16, percent- or
-// JSON-escaped), which are replaced by their placeholders.
+// cleaned of the secrets (raw, hex, base64 also when line-wrapped, UTF-16;
+// percent- or JSON-escaped, or as HTML character references), which are
+// replaced by their placeholders. Range requests to bound hosts are not
+// forwarded.
 //
 // Every decision is reported as an Event; events never carry secret values.
 package egress

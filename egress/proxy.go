@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -298,11 +299,7 @@ func secretCleaners(subs []substitution, headers []HeaderRule) (clean, scrub *cl
 		}
 		// A header rule's value has no placeholder. Its credentials
 		// ("Bearer <token>") are what a server echoes most often.
-		values := []string{h.Value}
-		if _, cred, ok := strings.Cut(h.Value, " "); ok {
-			values = append(values, strings.TrimLeft(cred, " "))
-		}
-		for _, v := range values {
+		for _, v := range headerSecrets(h) {
 			if len(v) >= minFormSecret {
 				entries = append(entries, secretEntry{secret: v, rep: redactedMarker, hosts: h.Hosts})
 			}
@@ -313,6 +310,35 @@ func secretCleaners(subs []substitution, headers []HeaderRule) (clean, scrub *cl
 		all = append(all, secretEntry{secret: s.placeholder, rep: redactedMarker, hosts: s.hosts})
 	}
 	return newCleaner(entries), newCleaner(all)
+}
+
+// headerSecrets returns the values of a credential header rule that a
+// server may echo: the whole value; the credentials after the scheme (the
+// token of "Bearer <token>"); for "Basic" credentials, the decoded
+// "user:password" and the password; for a Cookie rule, each cookie's value
+// (servers list the cookies they got, decoded from the header).
+func headerSecrets(h HeaderRule) []string {
+	values := []string{h.Value}
+	if scheme, cred, ok := strings.Cut(h.Value, " "); ok {
+		cred = strings.TrimLeft(cred, " ")
+		values = append(values, cred)
+		if strings.EqualFold(scheme, "Basic") {
+			if plain, err := base64.StdEncoding.DecodeString(cred); err == nil {
+				values = append(values, string(plain))
+				if _, pw, ok := strings.Cut(string(plain), ":"); ok {
+					values = append(values, pw)
+				}
+			}
+		}
+	}
+	if strings.EqualFold(h.Header, "Cookie") {
+		for _, pair := range strings.Split(h.Value, ";") {
+			if _, v, ok := strings.Cut(pair, "="); ok {
+				values = append(values, strings.Trim(strings.TrimSpace(v), `"`))
+			}
+		}
+	}
+	return values
 }
 
 // credentialHeader reports whether a header rule for name sets a

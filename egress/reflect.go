@@ -23,9 +23,14 @@ const maxBufferedBody = 256 << 10
 
 // cleanResponse cleans resp with c. A compressed body cannot be checked:
 // from a bound host (asked for identity encoding) it is refused; from
-// another host it is passed on as is, since the proxy never sent that host
-// a secret.
+// another host it is passed on as is (see docs/network.md for why that is
+// a limit, not a proof). A partial response (206) from a bound host, which
+// was asked for no range, is refused: ranges would let a secret be read in
+// pieces that each look harmless.
 func cleanResponse(resp *http.Response, c *cleaner, bound bool) error {
+	if bound && resp.StatusCode == http.StatusPartialContent {
+		return fmt.Errorf("%w: partial content (206) from a host bound to a credential cannot be checked", ErrUpstream)
+	}
 	resp.Status = c.cleanString(resp.Status, false)
 	cleanHeader(resp.Header, c)
 	cleanHeader(resp.Trailer, c) // declared names; values arrive after the body
@@ -61,6 +66,11 @@ func cleanResponse(resp *http.Response, c *cleaner, bound bool) error {
 	resp.Body = newSecretFilter(resp.Body, c, func() { cleanHeader(resp.Trailer, c) })
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
+	if resp.ProtoAtLeast(1, 1) {
+		resp.TransferEncoding = []string{"chunked"}
+	} else {
+		resp.Close = true
+	}
 	return nil
 }
 
@@ -106,14 +116,15 @@ const readChunk = 32 << 10
 // secretFilter cleans a stream. It holds back the bytes of a possible
 // match that the data read so far ends too early to decide (at most
 // cleaner.window), and a last cleaned byte that is a base64 character,
-// which a base64 match may still rewrite; memory stays bounded by one read
-// plus the window. A stream paused after anything else (a line, an event,
-// a JSON object) is passed on whole.
+// which a base64 match may still rewrite (with the line break after it,
+// when it ends a line of wrapped base64); memory stays bounded by one read
+// plus the window. A stream paused after anything else (a line of text, an
+// event, a JSON object) is passed on whole.
 type secretFilter struct {
 	src   io.ReadCloser
 	c     *cleaner
 	in    []byte // read, not yet cleaned
-	out   []byte // cleaned; out[off:] not yet returned, out[:off] the last maxEscape returned (read by clean)
+	out   []byte // cleaned; out[off:] not yet returned, out[:off] the last keepTail returned (read by clean)
 	off   int
 	eof   bool
 	err   error
@@ -124,11 +135,13 @@ func newSecretFilter(src io.ReadCloser, c *cleaner, atEOF func()) *secretFilter 
 	return &secretFilter{src: src, c: c, atEOF: atEOF}
 }
 
-// ready returns how many cleaned bytes may be returned.
+// ready returns how many cleaned bytes may be returned: not a base64
+// character that a match may still rewrite (see leadIndex), nor the line
+// break after it.
 func (f *secretFilter) ready() int {
 	n := len(f.out) - f.off
-	if !f.eof && n > 0 && b64Value[f.out[len(f.out)-1]] != 0xff {
-		n-- // may still change
+	if i := leadIndex(f.out); !f.eof && i >= f.off && b64Value[f.out[i]] != 0xff {
+		n = i - f.off
 	}
 	return n
 }
@@ -150,7 +163,7 @@ func (f *secretFilter) Read(p []byte) (int, error) {
 
 // fill reads once from src and cleans what it can.
 func (f *secretFilter) fill() {
-	if drop := f.off - maxEscape; drop > 0 {
+	if drop := f.off - keepTail; drop > 0 {
 		f.out = f.out[:copy(f.out, f.out[drop:])]
 		f.off -= drop
 	}
