@@ -195,6 +195,9 @@ func bindPolicyMount(fd int, m bindMount, r string, c *initConfig) error {
 	if m.IDMap >= 0 && m.IDMap < len(c.usernsFDs) {
 		return bindIDMapped(fd, m.Source, mp, c.usernsFDs[m.IDMap])
 	}
+	if !c.Rootless {
+		return bindDetached(fd, m, mp)
+	}
 	if err := unix.Mount(fdPath(fd), fdPath(mp), "", bindFlags, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", m.Source, err)
 	}
@@ -213,6 +216,30 @@ func bindPolicyMount(fd int, m bindMount, r string, c *initConfig) error {
 }
 
 func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// bindDetached binds the source open as fd on the mount point open as mp
+// with its attributes (read-only, nosuid, nodev) set before the bind is
+// attached: a copy of the source's mount tree is made detached
+// (open_tree), given its attributes, then moved onto the mount point, so
+// the bind is never visible writable, and never looked up again by path.
+func bindDetached(fd int, m bindMount, mp int) error {
+	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("bind %s: open_tree: %w", m.Source, err)
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if !m.RW {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("bind %s: mount attributes: %w", m.Source, err)
+	}
+	if err := unix.MoveMount(tree, "", mp, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("bind %s: move_mount: %w", m.Source, err)
+	}
+	return nil
+}
 
 // ErrMountPointLink refuses a mount destination whose path beneath the
 // sandbox's root goes through a symbolic link. Such a path can only go
