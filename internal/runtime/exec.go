@@ -344,6 +344,7 @@ func (r *Runtime) failureCode() int {
 // where the payload has written nothing since it never started).
 var (
 	notFoundMsgs = []string{"executable file not found", "not found in $path", "no such file or directory"}
+	workdirMsgs  = []string{"chdir", "cwd", "working directory"}
 	deniedMsgs   = []string{"permission denied", "operation not permitted", "is a directory", "exec format error"}
 	runtimeMsgs  = map[Kind]string{Runc: "exec failed", Runsc: "executing processes for container", Crun: ""}
 )
@@ -361,6 +362,9 @@ func (c *Container) startFailure(out *backend.ExecOutput, name string, code int)
 	}
 	low := strings.ToLower(msg)
 	switch {
+	case !helper && containsAny(low, workdirMsgs):
+		// The working directory, not the command: say which.
+		out.Status, out.ExitCode, out.Error = backend.StatusError, 126, "working directory: "+lastLine(msg)
 	case helper && code == 127, !helper && containsAny(low, notFoundMsgs):
 		out.Status, out.ExitCode, out.Error = backend.StatusError, 127, "command not found: "+name
 	case helper, containsAny(low, deniedMsgs):

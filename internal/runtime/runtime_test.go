@@ -541,3 +541,15 @@ func TestCPUTimeLeftoversDoNotSpendTheNextBudget(t *testing.T) {
 		}
 	})
 }
+
+// TestMissingWorkdirNamed: a working directory that does not exist is
+// reported as such (126), not as a missing command.
+func TestMissingWorkdirNamed(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		out := runReq(t, c, &backend.ExecRequest{Argv: []string{"true"}, Workdir: "/nonexistent/x", Timeout: 10 * time.Second, MaxOutput: 1 << 10})
+		if out.Status != backend.StatusError || out.ExitCode != 126 || !strings.Contains(out.Error, "working directory") {
+			t.Errorf("status %s exit %d error %q", out.Status, out.ExitCode, out.Error)
+		}
+	})
+}
