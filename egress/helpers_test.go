@@ -378,8 +378,8 @@ func rules(t testing.TB, entries ...string) []Rule {
 
 var loopback32 = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 
-// get performs a GET through c and returns status and body.
-func get(t testing.TB, c *http.Client, u string, hdr ...string) (int, string, error) {
+// newGet builds a GET of u with the given header name/value pairs.
+func newGet(t testing.TB, u string, hdr ...string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
@@ -388,7 +388,13 @@ func get(t testing.TB, c *http.Client, u string, hdr ...string) (int, string, er
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := c.Do(req)
+	return req
+}
+
+// get performs a GET through c and returns status and body.
+func get(t testing.TB, c *http.Client, u string, hdr ...string) (int, string, error) {
+	t.Helper()
+	resp, err := c.Do(newGet(t, u, hdr...))
 	if err != nil {
 		return 0, "", err
 	}

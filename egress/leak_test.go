@@ -214,14 +214,7 @@ func (f fetched) String() string {
 
 func fetch(t *testing.T, c *http.Client, u string, hdr ...string) fetched {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := c.Do(req)
+	resp, err := c.Do(newGet(t, u, hdr...))
 	if err != nil {
 		t.Fatalf("GET %s: %v", u, err)
 	}
