@@ -167,9 +167,10 @@ func checkIDMaps(p *policy.Policy, uid int) error {
 	return nil
 }
 
-// ErrSetIDInside refuses to idmap a directory that holds set-id programs of
-// its owner: mapped to the sandbox user, they would be writable from inside,
-// and a write through a shared mapping keeps the set-id bit.
+// ErrSetIDInside refuses to idmap a directory that holds set-id programs or
+// programs with file capabilities of its owner: mapped to the sandbox user,
+// they would be writable from inside, and a write through a shared mapping
+// keeps the set-id bit and the capabilities.
 var ErrSetIDInside = errors.New("process: a read-write bind holds set-id files of its owner")
 
 // maxSetIDScan bounds the walk of an idmapped directory.
@@ -178,6 +179,12 @@ const maxSetIDScan = 100000
 // checkNoSetID walks dir (never following symbolic links) and refuses it if
 // a regular file there is set-user-ID owned by uid or set-group-ID owned by
 // gid — the ids the idmapped mount hands to the sandbox.
+// hasFileCaps reports whether the file at p carries file capabilities.
+func hasFileCaps(p string) bool {
+	_, err := unix.Lgetxattr(p, "security.capability", nil)
+	return err == nil
+}
+
 func checkNoSetID(dir string, uid, gid int) error {
 	seen := 0
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -201,6 +208,11 @@ func checkNoSetID(dir string, uid, gid int) error {
 		}
 		if info.Mode()&os.ModeSetuid != 0 && int(st.Uid) == uid || info.Mode()&os.ModeSetgid != 0 && int(st.Gid) == gid {
 			return fmt.Errorf("%w: %s", ErrSetIDInside, p)
+		}
+		// File capabilities grant privilege as set-id bits do, and a write
+		// through a shared mapping keeps them (write(2) clears them).
+		if (int(st.Uid) == uid || int(st.Gid) == gid) && hasFileCaps(p) {
+			return fmt.Errorf("%w: %s has file capabilities", ErrSetIDInside, p)
 		}
 		return nil
 	})

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/internal/reexec"
 	"github.com/kavach-sandbox/kavach/policy"
@@ -915,5 +917,30 @@ func TestCPUTimeSparesTheInit(t *testing.T) {
 	mustExit(t, out, 0)
 	if !strings.Contains(string(out.Stdout), "unlimited") {
 		t.Fatalf("the init has a CPU time limit: %q", out.Stdout)
+	}
+}
+
+// TestIDMapRefusesFileCapabilities: a program with file capabilities in a
+// directory that would be idmapped read-write is refused like a set-id one
+// (a write through a shared mapping keeps the capabilities).
+func TestIDMapRefusesFileCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as root only (idmapped binds)")
+	}
+	host := t.TempDir()
+	prog := filepath.Join(host, "tool")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// struct vfs_cap_data, revision 2: cap_setuid permitted, effective.
+	capData := []byte{0x01, 0x00, 0x00, 0x02, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if err := unix.Lsetxattr(prog, "security.capability", capData, 0); err != nil {
+		t.Skipf("cannot set file capabilities here: %v", err)
+	}
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/rw", Mode: policy.ReadWrite}}
+	_, err := New().Create(context.Background(), &backend.Spec{ID: "t-filecaps-inside", Policy: p})
+	if !errors.Is(err, ErrSetIDInside) || !strings.Contains(err.Error(), "file capabilities") {
+		t.Fatalf("idmapped bind holding a program with file capabilities: %v, want ErrSetIDInside", err)
 	}
 }
