@@ -262,3 +262,15 @@ func TestRegisteredSecretInArgvWithGateOff(t *testing.T) {
 		}
 	}
 }
+
+// TestWithTimeoutZeroKeepsThePolicys: WithTimeout(0) or a negative duration
+// does not remove the timeout.
+func TestWithTimeoutZeroKeepsThePolicys(t *testing.T) {
+	cfg := processConfig(t, kavach.NewConfig().Timeout(500*time.Millisecond))
+	for _, d := range []time.Duration{0, -time.Second} {
+		res, err := kavach.Run(context.Background(), cfg, []string{"sleep", "5"}, kavach.WithTimeout(d))
+		if err != nil || res.Status != kavach.StatusTimeout {
+			t.Fatalf("WithTimeout(%v): %+v, %v", d, res, err)
+		}
+	}
+}

@@ -291,8 +291,17 @@ func WithEnv(kv ...string) ExecOption {
 // WithWorkdir runs the command in another directory of the sandbox.
 func WithWorkdir(dir string) ExecOption { return func(q *backend.ExecRequest) { q.Workdir = dir } }
 
-// WithTimeout overrides the policy's wall-clock timeout for one exec.
-func WithTimeout(d time.Duration) ExecOption { return func(q *backend.ExecRequest) { q.Timeout = d } }
+// WithTimeout overrides the policy's wall-clock timeout for one exec. A
+// duration of zero or less keeps the policy's: an exec always has a
+// timeout (a caller passing the time left of a deadline that has passed
+// must not get an unbounded exec).
+func WithTimeout(d time.Duration) ExecOption {
+	return func(q *backend.ExecRequest) {
+		if d > 0 {
+			q.Timeout = d
+		}
+	}
+}
 
 // Exec runs a command in a running sandbox and returns its result. The argv
 // is passed as given; use "sh", "-c", "..." for shell syntax.
