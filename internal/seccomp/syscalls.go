@@ -31,6 +31,9 @@ var basicDenyNames = []string{
 	"userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
 	// Namespaces: creating or joining them (clone is filtered on flags).
 	"unshare", "setns",
+	// POSIX message queues: their quota is per user, and every sandbox runs
+	// as the same user, so one sandbox's queues would deny them to the rest.
+	"mq_open",
 	// File handles bypass path-based checks.
 	"name_to_handle_at", "open_by_handle_at",
 	// Legacy and hardware interfaces.
@@ -105,7 +108,7 @@ var strictAllowNames = []string{
 	"getsockopt",
 	// System V and POSIX IPC (private to the sandbox's IPC namespace).
 	"shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop",
-	"semctl", "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open",
+	"semctl", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify",
 	"mq_getsetattr",
 }
