@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,12 +27,20 @@ import (
 // container). Only Destroy is useful afterwards.
 var ErrBroken = errors.New("container is no longer running")
 
-// initArgs is the container's init: a shell that sleeps forever and, as PID
+// initArgs is the init of a gVisor container (and, on other architectures
+// than amd64, of every container): a shell that sleeps forever and, as PID
 // 1 of the container's pid namespace, reaps the orphans of exec'd commands
 // (while it waits for its sleep it reaps any child that exits). Signals
 // from inside the container cannot kill it: PID 1 ignores signals it has no
-// handler for.
+// handler for. gVisor refuses a payload access to its memory; crun and
+// runc containers on amd64 run kavach's static init instead (imageinit.go),
+// which makes itself non-dumpable.
 var initArgs = []string{"/bin/sh", "-c", "while :; do sleep infinity; done"}
+
+// staticInit reports whether the container runs kavach's static init.
+func (c *Container) staticInit() bool {
+	return c.image != nil || c.rt.kind != Runsc && goruntime.GOARCH == "amd64"
+}
 
 // Container is one running container: a backend.Instance.
 type Container struct {
@@ -81,12 +90,12 @@ func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
 	if err := c.writeCABundle(); err != nil {
 		return err
 	}
-	if c.helper || c.image != nil {
+	if c.helper || c.staticInit() {
 		if err := prepareHelper(b.Dir, &c.spec.Policy, c.helper && c.filtered); err != nil {
 			return err
 		}
 	}
-	if c.image != nil {
+	if c.staticInit() {
 		if err := writeImageInit(b.Dir); err != nil {
 			return err
 		}

@@ -161,7 +161,10 @@ func (d *Driver) Create(ctx context.Context, spec *backend.Spec) (backend.Instan
 		}
 	}
 	c.filtered, c.helper = filter != nil, needsHelper(rt)
-	if c.helper || c.image != nil {
+	if c.image == nil && c.staticInit() {
+		cfg.Args = []string{imageInitPath}
+	}
+	if c.helper || c.staticInit() {
 		extra, err := helperMounts(cfg.Dir)
 		if err != nil {
 			c.closeProxy()

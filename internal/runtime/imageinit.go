@@ -8,18 +8,24 @@ import (
 	goruntime "runtime"
 )
 
-// An image root may hold no shell and no C library, and a program that
-// embeds kavach may be dynamically linked, so neither can be the container's
-// init there. kavach writes a 188-byte static x86-64 ELF instead: it sets
-// SIGCHLD to SIG_IGN (the kernel then reaps orphans of exec'd commands at
-// once) and pauses forever. As PID 1 of the container's pid namespace it
-// ignores every signal sent from inside; SIGKILL from the runtime ends it.
+// The container's init is a 202-byte static x86-64 ELF kavach writes into
+// the bundle (an image root may hold no shell and no C library, and a
+// program that embeds kavach may be dynamically linked). It makes itself
+// non-dumpable — it runs as the same user as every payload, which could
+// otherwise rewrite it through /proc/1/mem and keep code of its own running
+// between execs — sets SIGCHLD to SIG_IGN (the kernel then reaps orphans of
+// exec'd commands at once) and pauses forever. As PID 1 of the container's
+// pid namespace it ignores every signal sent from inside; SIGKILL from the
+// runtime ends it.
 //
-//	_start: mov $13,%eax; mov $17,%edi; lea act(%rip),%rsi; xor %edx,%edx
+//	_start: mov $157,%eax; mov $4,%edi; xor %esi,%esi
+//	        syscall                            # prctl(PR_SET_DUMPABLE, 0)
+//	        mov $13,%eax; mov $17,%edi; lea act(%rip),%rsi; xor %edx,%edx
 //	        mov $8,%r10d; syscall              # rt_sigaction(SIGCHLD, act, 0, 8)
 //	1:      mov $34,%eax; syscall; jmp 1b      # pause()
 //	act:    .quad 1, 0, 0, 0                   # SIG_IGN
 var initCode = []byte{
+	0xb8, 0x9d, 0x00, 0x00, 0x00, 0xbf, 0x04, 0x00, 0x00, 0x00, 0x31, 0xf6, 0x0f, 0x05,
 	0xb8, 0x0d, 0x00, 0x00, 0x00, 0xbf, 0x11, 0x00, 0x00, 0x00, 0x48, 0x8d,
 	0x35, 0x13, 0x00, 0x00, 0x00, 0x31, 0xd2, 0x41, 0xba, 0x08, 0x00, 0x00,
 	0x00, 0x0f, 0x05, 0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7,

@@ -553,3 +553,19 @@ func TestMissingWorkdirNamed(t *testing.T) {
 		}
 	})
 }
+
+// TestInitMemoryOutOfReach: a payload, which runs as the same user as the
+// container's init, cannot open the init's memory to rewrite it (and so
+// keep code of its own running between execs).
+func TestInitMemoryOutOfReach(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		out := run(t, c, "python3", "-c", "import os\ntry:\n os.open('/proc/1/mem', os.O_RDWR); print('opened')\nexcept OSError as e: print('refused', e.errno)")
+		if !strings.HasPrefix(string(out.Stdout), "refused") {
+			t.Errorf("/proc/1/mem of the init: %q (stderr %q)", out.Stdout, out.Stderr)
+		}
+		if out := sh(t, c, "echo alive"); out != "alive\n" {
+			t.Errorf("exec after: %q", out)
+		}
+	})
+}
