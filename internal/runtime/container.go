@@ -65,8 +65,14 @@ type Container struct {
 	caBundle      bool
 	allowlistLost string
 
-	execSeq   atomic.Uint64
-	broken    atomic.Pointer[string]
+	execSeq atomic.Uint64
+	broken  atomic.Pointer[string]
+
+	// execMu guards inflight, the execs running; what the last one to end
+	// leaves behind is killed while execMu is held, so that no exec starts
+	// meanwhile and none of its processes is taken for a leftover.
+	execMu    sync.Mutex
+	inflight  int
 	destroyMu sync.Mutex
 	destroyed bool
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -45,9 +46,11 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 	stdout, stderr := capture.New(req.MaxOutput), capture.New(req.MaxOutput)
 	oomBefore := c.oomKills()
 	start := time.Now()
+	c.beginExec()
 	cmd, err := c.rt.Exec(c.id, proc, in.stdin, stdout, stderr, in.pipes.child)
 	in.pipes.started()
 	if err != nil {
+		c.endExec(ctx, cpuBudget{}, nil)
 		return nil, err
 	}
 	cmd.WaitDelay = ioDrain
@@ -59,9 +62,7 @@ func (c *Container) Exec(ctx context.Context, req *backend.ExecRequest) (*backen
 		Duration: time.Since(start),
 	}
 	c.usage(cmd, out)
-	if budget.ok {
-		c.endBudget(ctx, budget, out)
-	}
+	c.endExec(ctx, budget, out)
 	if cancelled {
 		return nil, fmt.Errorf("exec: %w", ctx.Err())
 	}
@@ -91,20 +92,64 @@ func (c *Container) cpuBudget() cpuBudget {
 	return cpuBudget{limit: limit, base: base, ok: ok}
 }
 
-// endBudget ends an exec that had a CPU budget: what it left running is
-// killed — it would spend the next exec's budget, which is read from the
-// container's whole cgroup — and its CPU time is at least what the counter
-// shows (the runtime's rusage misses processes it did not reap).
-func (c *Container) endBudget(ctx context.Context, b cpuBudget, out *backend.ExecOutput) {
+func (c *Container) beginExec() {
+	c.execMu.Lock()
+	c.inflight++
+	c.execMu.Unlock()
+}
+
+// endExec ends an exec (out is nil for one that did not start). When it is
+// the last one running, what the execs left behind is killed: under a CPU
+// budget always (endBudget), otherwise in crun and runc (killLeftovers).
+// The exec's CPU time is taken from the budget's counter as well.
+func (c *Container) endExec(ctx context.Context, b cpuBudget, out *backend.ExecOutput) {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	c.inflight--
+	if b.ok && out != nil {
+		if used, ok := c.cg.CPUUsage(); ok && used-b.base > out.CPUTime {
+			out.CPUTime = used - b.base
+		}
+	}
+	switch {
+	case c.inflight > 0:
+	case b.ok:
+		c.endBudget(ctx)
+	default:
+		c.killLeftovers(ctx)
+	}
+}
+
+// killLeftovers kills what the execs left running in a crun or runc
+// container, as the process backend does: a process left behind runs as
+// the same user as the next exec's and could read its environment (its
+// secrets). When only the init is left, as usual, it costs a read of the
+// cgroup's process list. gVisor's processes are not visible from the host,
+// and finding them costs a runtime exec: there, leftovers are killed only
+// under a CPU budget (endBudget).
+func (c *Container) killLeftovers(ctx context.Context) {
+	if c.rt.kind == Runsc || c.cg == nil {
+		return
+	}
+	pids, err := c.cg.Procs()
+	if err != nil || !slices.ContainsFunc(pids, func(p int) bool { return p != c.init }) {
+		return
+	}
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace)
+	defer cancel()
+	_ = c.killFromHost(kctx)
+}
+
+// endBudget kills what the execs left running under a CPU budget: it
+// would spend the next exec's budget, which is read from the container's
+// whole cgroup.
+func (c *Container) endBudget(ctx context.Context) {
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace)
 	defer cancel()
 	if c.rt.kind == Runsc {
 		_ = c.killInside(kctx)
 	} else {
 		_ = c.killFromHost(kctx)
-	}
-	if used, ok := c.cg.CPUUsage(); ok && used-b.base > out.CPUTime {
-		out.CPUTime = used - b.base
 	}
 }
 

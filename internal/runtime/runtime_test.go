@@ -151,7 +151,15 @@ func TestPauseStopsCounter(t *testing.T) {
 	forEachKind(t, func(t *testing.T, k Kind) {
 		c := newContainer(t, k, testPolicy())
 		ctx := context.Background()
-		sh(t, c, `(i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.02; done) >/dev/null 2>&1 &`)
+		// The counter is an exec of its own, running while the others
+		// read it (what an exec leaves behind is killed when it ends).
+		counting := make(chan struct{})
+		go func() {
+			defer close(counting)
+			_, _ = c.Exec(ctx, &backend.ExecRequest{Argv: []string{"sh", "-c",
+				`i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.02; done`}, Timeout: 8 * time.Second})
+		}()
+		t.Cleanup(func() { _ = c.Destroy(ctx); <-counting })
 		read := func() int {
 			n, err := strconv.Atoi(strings.TrimSpace(sh(t, c, "cat /tmp/n")))
 			if err != nil {
@@ -566,6 +574,24 @@ func TestInitMemoryOutOfReach(t *testing.T) {
 		}
 		if out := sh(t, c, "echo alive"); out != "alive\n" {
 			t.Errorf("exec after: %q", out)
+		}
+	})
+}
+
+// TestLeftoversKilledAfterExec: in crun and runc containers, what an exec
+// leaves running is killed when it ends, as in the process backend (it runs
+// as the same user as the next exec, whose environment it could read).
+func TestLeftoversKilledAfterExec(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		if k == Runsc {
+			t.Skip("gVisor: only under a CPU budget")
+		}
+		c := newContainer(t, k, testPolicy())
+		if out := sh(t, c, "setsid sleep 60 >/dev/null 2>&1 & echo started"); out != "started\n" {
+			t.Fatalf("background start: %q", out)
+		}
+		if out := sh(t, c, "ps -eo comm | grep -c '^sleep$' || true"); out != "0\n" {
+			t.Errorf("sleep processes left from the earlier exec: %q", out)
 		}
 	})
 }
