@@ -71,8 +71,14 @@ type Container struct {
 	// execMu guards inflight, the execs running; what the last one to end
 	// leaves behind is killed while execMu is held, so that no exec starts
 	// meanwhile and none of its processes is taken for a leftover.
-	execMu    sync.Mutex
-	inflight  int
+	execMu   sync.Mutex
+	inflight int
+
+	// freezeMu serialises the caller's Pause and Resume with kavach's own
+	// freezing to kill processes (killFromHost); paused is the caller's
+	// state, which killFromHost leaves as it found it.
+	freezeMu  sync.Mutex
+	paused    bool
 	destroyMu sync.Mutex
 	destroyed bool
 }
@@ -153,7 +159,13 @@ func (c *Container) Pause(ctx context.Context) error {
 	if err := c.brokenErr(); err != nil {
 		return err
 	}
-	return c.rt.Pause(ctx, c.id)
+	c.freezeMu.Lock()
+	defer c.freezeMu.Unlock()
+	if err := c.rt.Pause(ctx, c.id); err != nil {
+		return err
+	}
+	c.paused = true
+	return nil
 }
 
 // Resume thaws the container.
@@ -161,7 +173,13 @@ func (c *Container) Resume(ctx context.Context) error {
 	if err := c.brokenErr(); err != nil {
 		return err
 	}
-	return c.rt.Resume(ctx, c.id)
+	c.freezeMu.Lock()
+	defer c.freezeMu.Unlock()
+	if err := c.rt.Resume(ctx, c.id); err != nil {
+		return err
+	}
+	c.paused = false
+	return nil
 }
 
 // Destroy kills every process, deletes the container (its cgroups with it),

@@ -271,13 +271,19 @@ func (c *Container) killPayload(ctx context.Context, done <-chan struct{}, cmd *
 
 // killFromHost (crun, runc) freezes the container, SIGKILLs every process
 // in its cgroup except init and thaws it. Frozen processes cannot fork, so
-// nothing escapes between listing and killing.
+// nothing escapes between listing and killing. A container the caller
+// paused is paused again afterwards (and a Pause or Resume of the caller's
+// waits for this to end).
 func (c *Container) killFromHost(ctx context.Context) error {
 	if c.cg == nil {
 		return errors.New("no cgroup to find the processes in")
 	}
-	if err := c.rt.Pause(ctx, c.id); err != nil {
-		return err
+	c.freezeMu.Lock()
+	defer c.freezeMu.Unlock()
+	if !c.paused {
+		if err := c.rt.Pause(ctx, c.id); err != nil {
+			return err
+		}
 	}
 	pids, err := c.cg.Procs()
 	for _, pid := range pids {
@@ -285,8 +291,16 @@ func (c *Container) killFromHost(ctx context.Context) error {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	// Thaw, so that the killed processes die (a frozen one runs no code of
+	// its own before its pending SIGKILL), then freeze again what the
+	// caller had paused.
 	if rerr := c.rt.Resume(ctx, c.id); err == nil {
 		err = rerr
+	}
+	if c.paused {
+		if perr := c.rt.Pause(ctx, c.id); err == nil {
+			err = perr
+		}
 	}
 	return err
 }

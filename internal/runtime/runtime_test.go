@@ -595,3 +595,53 @@ func TestLeftoversKilledAfterExec(t *testing.T) {
 		}
 	})
 }
+
+// TestPausedStaysPausedWhenLeftoversAreKilled: the caller pauses the
+// container while an exec that left a process behind is ending; kavach's
+// own freezing to kill that leftover must not thaw the caller's pause.
+func TestPausedStaysPausedWhenLeftoversAreKilled(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		if k == Runsc {
+			t.Skip("gVisor: leftovers are killed from inside, only under a CPU budget")
+		}
+		c := newContainer(t, k, testPolicy())
+		ctx := context.Background()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// The leftover holds the output pipe: the exec drains it for a while.
+			_, _ = c.Exec(ctx, &backend.ExecRequest{Argv: []string{"sh", "-c", "sleep 100 & echo started"}, Timeout: 3 * time.Second})
+		}()
+		time.Sleep(100 * time.Millisecond)
+		if err := c.Pause(ctx); err != nil {
+			t.Fatalf("pause: %v", err)
+		}
+		<-done
+		state, err := os.ReadFile(filepath.Join(c.cg.dirs["freezer"], "freezer.state"))
+		if err != nil {
+			t.Skipf("no v1 freezer to read: %v", err)
+		}
+		if strings.TrimSpace(string(state)) != "FROZEN" {
+			t.Errorf("after the leftover was killed, the paused container is %s", state)
+		}
+		if err := c.Resume(ctx); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		if out := sh(t, c, "echo alive"); out != "alive\n" {
+			t.Errorf("after resume: %q", out)
+		}
+	})
+}
+
+// TestNoMessageQueues: a payload cannot create POSIX message queues, whose
+// quota is per user and so shared by every sandbox — neither with mq_open
+// nor through a /dev/mqueue file system.
+func TestNoMessageQueues(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		c := newContainer(t, k, testPolicy())
+		out := run(t, c, "python3", "-c", "import os\ntry:\n os.open('/dev/mqueue/q', os.O_CREAT|os.O_RDWR); print('created')\nexcept OSError as e: print('refused', e.errno)")
+		if !strings.HasPrefix(string(out.Stdout), "refused") {
+			t.Errorf("/dev/mqueue: %q (stderr %q)", out.Stdout, out.Stderr)
+		}
+	})
+}
