@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
@@ -405,20 +406,33 @@ var argvGate = sync.OnceValue(func() *gate.Gate {
 // partial token is looked for.
 const partialReach = 1 << 10
 
-// cutPartial drops, from a stream cut at its output cap, the bytes after
-// its last whitespace (or the last partialReach bytes when there is none
-// there): a secret the cap cut short — an access key missing its last
-// characters — no longer matches the gate's rules, but its prefix would
-// still tell most of it. The stream is flagged truncated already.
+// cutPartial drops, from a stream cut at its output cap, a token the cap
+// cut short: a secret missing its last characters no longer matches the
+// gate's rules, but its prefix would still tell most of it. The candidate
+// is what follows the last whitespace in the final partialReach bytes (or
+// those bytes, when there is none); it is dropped when it looks like a
+// token — at least 8 bytes holding both a letter and a digit — so that
+// ordinary output keeps every byte up to the cap. The stream is flagged
+// truncated already.
 func cutPartial(b []byte, truncated bool) []byte {
 	if !truncated || len(b) == 0 {
 		return b
 	}
-	tail := b[max(0, len(b)-partialReach):]
-	if i := bytes.LastIndexAny(tail, " \t\r\n"); i >= 0 {
-		return b[:len(b)-len(tail)+i+1]
+	start := max(0, len(b)-partialReach)
+	if i := bytes.LastIndexAny(b[start:], " \t\r\n"); i >= 0 {
+		start += i + 1
 	}
-	return b[:len(b)-len(tail)]
+	if run := b[start:]; len(run) >= 8 && tokenLike(run) {
+		return b[:start]
+	}
+	return b
+}
+
+// tokenLike reports whether b holds both an ASCII letter and a digit.
+func tokenLike(b []byte) bool {
+	letter := bytes.ContainsFunc(b, func(r rune) bool { return r < 0x80 && unicode.IsLetter(r) })
+	digit := bytes.ContainsFunc(b, func(r rune) bool { return r >= '0' && r <= '9' })
+	return letter && digit
 }
 
 // limitHit names the policy limit an exec ran into, judging by its result,

@@ -191,10 +191,9 @@ func TestJSONErrors(t *testing.T) {
 // TestTruncationNote: in plain mode a stream cut at the cap says so.
 func TestTruncationNote(t *testing.T) {
 	processAvailable(t)
-	// Lines of 100 bytes: the partial line at the cut is dropped (a token cut
-	// short there would no longer match the gate's rules).
-	r := runKavach(t, "run", "--max-output", "1K", "--", "sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a | fold -w 100")
-	if r.code != 0 || len(r.stdout) != 10*101 || r.stderr != "\nkavach: stdout truncated at 1K (--max-output)\n" && r.stderr != "kavach: stdout truncated at 1K (--max-output)\n" {
+	// Ordinary output keeps every byte up to the cap.
+	r := runKavach(t, "run", "--max-output", "1K", "--", "sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a")
+	if r.code != 0 || len(r.stdout) != 1024 || r.stderr != "kavach: stdout truncated at 1K (--max-output)\n" {
 		t.Fatalf("--max-output 1K: exit %d, %d bytes, stderr %q", r.code, len(r.stdout), r.stderr)
 	}
 	r = runKavach(t, "run", "--max-output", "1000", "--", "sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a | fold -w 100 >&2; head -c 5000 /dev/zero | tr '\\0' b | fold -w 100")
@@ -202,8 +201,7 @@ func TestTruncationNote(t *testing.T) {
 		t.Fatalf("both streams: exit %d, stderr tail %q", r.code, r.stderr[max(0, len(r.stderr)-80):])
 	}
 	r = runKavach(t, "run", "--", "sh", "-c", "head -c 1100000 /dev/zero | tr '\\0' a")
-	// No whitespace in the last KiB before the cut: that KiB is dropped.
-	if r.code != 0 || len(r.stdout) != 1<<20-1<<10 || r.stderr != "kavach: stdout truncated at 1M (--max-output)\n" {
+	if r.code != 0 || len(r.stdout) != 1<<20 || r.stderr != "kavach: stdout truncated at 1M (--max-output)\n" {
 		t.Fatalf("default cap: exit %d, %d bytes, stderr %q", r.code, len(r.stdout), r.stderr)
 	}
 	r = runKavach(t, "run", "--json", "--max-output", "1K", "--", "sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a")
