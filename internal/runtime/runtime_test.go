@@ -465,6 +465,7 @@ func TestSweepStaleEveryRuntime(t *testing.T) {
 	sweepOnce = sync.Once{}
 	SweepStale(ctx)
 	for _, c := range stale {
+		c.reaper.wait(reaperWait) // a gVisor sandbox's reaper exits once it has reaped it
 		assertGone(t, c)
 		if _, err := os.Stat(c.bundle.Dir); !os.IsNotExist(err) {
 			t.Errorf("%s: bundle left: %v", c.id, err)
