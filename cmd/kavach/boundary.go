@@ -164,7 +164,7 @@ standard error, so that "kavach scan --redact" works as a filter.`,
 }
 
 func newAuditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Work with audit chains"}
+	cmd := &cobra.Command{Use: "audit", Short: "Work with audit chains", Args: cobra.ArbitraryArgs, RunE: groupRun}
 	var keyFile string
 	verify := &cobra.Command{
 		Use:   "verify FILE",

@@ -351,3 +351,16 @@ func processesWith(s string, not int) []int {
 	}
 	return pids
 }
+
+// TestUnknownSubcommand: an argument that names no subcommand of policy,
+// audit or quarantine is an error (125), as an unknown command is.
+func TestUnknownSubcommand(t *testing.T) {
+	for _, group := range []string{"policy", "audit", "quarantine"} {
+		if r := runKavach(t, group, "bogus"); r.code != 125 || !strings.HasPrefix(r.stderr, "kavach: unknown command \"bogus\"") {
+			t.Errorf("%s bogus: %v", group, r)
+		}
+		if r := runKavach(t, group); r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%s alone: %v", group, r)
+		}
+	}
+}

@@ -29,6 +29,8 @@ func newQuarantineCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quarantine",
 		Short: "Review output the gate quarantined: list, show, approve, reject, release",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "", "quarantine store (default $KAVACH_STATE_DIR/quarantine, else $XDG_STATE_HOME/kavach/quarantine, else ~/.local/state/kavach/quarantine)")
 	cmd.PersistentFlags().StringVar(&auditFile, "audit", "", "record decisions in this audit chain (key: KAVACH_AUDIT_KEY or the file KAVACH_AUDIT_KEY_FILE names)")

@@ -106,7 +106,7 @@ func newBackendsCmd() *cobra.Command {
 }
 
 func newPolicyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Inspect policies"}
+	cmd := &cobra.Command{Use: "policy", Short: "Inspect policies", Args: cobra.ArbitraryArgs, RunE: groupRun}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show NAME|FILE",
 		Short: "Print a preset or a policy file, fully resolved, as a JSON policy file that loads back unchanged",
@@ -176,4 +176,14 @@ func formatVersion(ldVersion string, bi *debug.BuildInfo) string {
 		return v + " (" + rev + ", dirty)"
 	}
 	return v + " (" + rev + ")"
+}
+
+// groupRun runs a command that only groups subcommands: without arguments
+// it prints its help; an argument that names no subcommand is an error
+// (exit 125), as an unknown command of kavach itself is.
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
 }

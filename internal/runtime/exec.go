@@ -365,6 +365,8 @@ func (c *Container) classify(ctx context.Context, cmd *exec.Cmd, out *backend.Ex
 		return fmt.Errorf("%w: %s exec: command not started: %s", ErrCommand, c.rt.kind, strings.TrimPrefix(msg, helperPrefix))
 	case (code == c.rt.failureCode() || helped && (code == 126 || code == 127)) && c.startFailure(out, name, code):
 		return nil
+	case c.execveFailed(out, code, name):
+		return nil
 	case code == c.rt.failureCode() && isRuntimeError(c.rt.kind, string(out.Stderr)):
 		msg := lastLine(string(out.Stderr))
 		c.checkAlive(ctx, msg)
@@ -430,6 +432,26 @@ func (c *Container) startFailure(out *backend.ExecOutput, name string, code int)
 		out.Status, out.ExitCode, out.Error = backend.StatusError, 126, "permission denied: "+name
 	default:
 		return false
+	}
+	out.Stderr = []byte{}
+	return true
+}
+
+// execveFailed recognises crun's and runc's report that execve of the
+// command failed although the file exists — a file with the execute bit but
+// no valid format, a script whose interpreter is missing: exit 1 with the
+// single line "exec: <error>" (crun) or "exec <path>: <error>" (runc).
+// It then makes the result a failure to start: 127 when something was not
+// found, else 126.
+func (c *Container) execveFailed(out *backend.ExecOutput, code int, name string) bool {
+	msg := strings.TrimSpace(string(out.Stderr))
+	if code != 1 || c.rt.kind == Runsc || strings.Contains(msg, "\n") ||
+		!strings.HasPrefix(msg, "exec: ") && !strings.HasPrefix(msg, "exec "+name+": ") {
+		return false
+	}
+	out.Status, out.ExitCode, out.Error = backend.StatusError, 126, "command not executable: "+name
+	if containsAny(strings.ToLower(msg), notFoundMsgs) {
+		out.ExitCode, out.Error = 127, "command not found: "+name
 	}
 	out.Stderr = []byte{}
 	return true

@@ -646,3 +646,28 @@ func TestNoMessageQueues(t *testing.T) {
 		}
 	})
 }
+
+// TestUnrunnableCommands: a file with the execute bit but no valid format
+// is "not executable" (126), a script whose interpreter is missing "not
+// found" (127), on every runtime as on the process backend.
+func TestUnrunnableCommands(t *testing.T) {
+	dir := t.TempDir()
+	garbage, script := filepath.Join(dir, "garbage"), filepath.Join(dir, "script")
+	if err := os.WriteFile(garbage, []byte("\x01\x02garbage"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, []byte("#!/nonexistent/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	forEachKind(t, func(t *testing.T, k Kind) {
+		p := testPolicy()
+		p.Filesystem.Mounts = []policy.Mount{{Source: dir, Dest: "/bin-under-test", Mode: policy.ReadOnly}}
+		c := newContainer(t, k, p)
+		for cmd, want := range map[string]int{"/bin-under-test/garbage": 126, "/bin-under-test/script": 127} {
+			out := run(t, c, cmd)
+			if out.Status != backend.StatusError || out.ExitCode != want {
+				t.Errorf("%s: status %s exit %d (stderr %q), want error %d", cmd, out.Status, out.ExitCode, out.Stderr, want)
+			}
+		}
+	})
+}
