@@ -171,9 +171,6 @@ func (b *Bundle) Process(argv, env []string, cwd string) *specs.Process {
 	return &p
 }
 
-// WriteProcess writes p as JSON to path, for runtime exec --process.
-func WriteProcess(path string, p *specs.Process) error { return writeJSON(path, p) }
-
 func writeJSON(path string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {

@@ -176,11 +176,7 @@ func staleLeft() bool {
 
 // staleCgroupDirs lists the cgroup directories named after kavach
 // containers, in every v1 hierarchy and in v2.
-func staleCgroupDirs() []string {
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, idPrefix+"*"))
-	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, cgroupParent, idPrefix+"*"))
-	return append(dirs, v2...)
-}
+func staleCgroupDirs() []string { return cgroupDirs(idPrefix + "*") }
 
 // removeCgroups removes the container's cgroup directories that are left
 // once the runtime deleted it (or never recorded it: a runtime killed
@@ -192,11 +188,13 @@ func removeCgroups(id string) {
 	}
 }
 
-// cgroupDirs are the directories the container's cgroup would have, in
-// every v1 hierarchy and in v2.
-func cgroupDirs(id string) []string {
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, id))
-	return append(dirs, filepath.Join(cgroupRoot, cgroupParent, id))
+// cgroupDirs lists the existing cgroup directories whose name matches
+// pattern (a container id, or a glob of ids), in every v1 hierarchy and in
+// v2.
+func cgroupDirs(pattern string) []string {
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, pattern))
+	v2, _ := filepath.Glob(filepath.Join(cgroupRoot, cgroupParent, pattern))
+	return append(dirs, v2...)
 }
 
 // killCgroupProcs kills every process left in the container's cgroups. A
