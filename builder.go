@@ -70,7 +70,7 @@ const (
 // present. Lists (mounts, env, hosts) are added to the base's.
 type overrides struct {
 	set          field
-	seccomp      string
+	seccomp      policy.SeccompProfile
 	seccompAllow []string
 	network      policy.Network
 	moreHosts    []string // AllowHosts before any Network call: added to the base's allowlist
@@ -182,10 +182,16 @@ func (b *Builder) Preset(name string) *Builder {
 	return b.Policy(p)
 }
 
-// Seccomp sets the seccomp profile: off, basic or strict.
+// Seccomp sets the seccomp profile by name: off, basic or strict (custom
+// comes with SeccompAllow).
 func (b *Builder) Seccomp(profile string) *Builder {
+	p, err := policy.ParseSeccomp(profile)
+	if err != nil {
+		b.errs = append(b.errs, err)
+		return b
+	}
 	b.over.set |= fSeccomp
-	b.over.seccomp, b.over.seccompAllow = profile, nil
+	b.over.seccomp, b.over.seccompAllow = p, nil
 	return b
 }
 

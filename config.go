@@ -89,7 +89,7 @@ func (c *Config) Validate() error {
 	}
 	// Every valid policy names a seccomp profile: test that before the
 	// (slower) reflection.
-	if c.Policy.Seccomp == "" && reflect.ValueOf(c.Policy).IsZero() {
+	if c.Policy.Seccomp == 0 && reflect.ValueOf(c.Policy).IsZero() {
 		c.Policy = policy.Strict()
 	}
 	if _, err := backend.ParseName(string(c.Backend)); err != nil {

@@ -62,7 +62,7 @@ func TestBuilderOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := cfg.Policy
-	if p.Limits.Memory != 128<<20 || p.Seccomp != "basic" || p.Network.Mode != policy.NetworkOn || p.Name != "minimal" {
+	if p.Limits.Memory != 128<<20 || p.Seccomp != policy.SeccompBasic || p.Network.Mode != policy.NetworkOn || p.Name != "minimal" {
 		t.Fatalf("Policy after setters undid them: %+v", p)
 	}
 	cfg, err = kavach.NewConfig().Memory(128 << 20).Memory(256 << 20).Preset("basic").Preset("strict").Build()
@@ -101,23 +101,23 @@ func TestBuilderOverrides(t *testing.T) {
 		name    string
 		b       *kavach.Builder
 		network policy.Network
-		seccomp string
+		seccomp policy.SeccompProfile
 		allow   []string
 	}{
 		{"hosts on the strict base", kavach.NewConfig().AllowHosts("a.com"),
-			policy.Network{Mode: "allowlist", Allow: []string{"a.com"}}, "strict", nil},
+			policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com"}}, policy.SeccompStrict, nil},
 		{"hosts add to the base's allowlist", kavach.NewConfig().AllowHosts("a.com").Policy(allowBase).AllowHosts("b.com"),
-			policy.Network{Mode: "allowlist", Allow: []string{"base.com", "a.com", "b.com"}}, "basic", nil},
+			policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"base.com", "a.com", "b.com"}}, policy.SeccompBasic, nil},
 		{"network after hosts replaces them", kavach.NewConfig().Policy(allowBase).AllowHosts("a.com").Network(false),
-			policy.Network{Mode: "off"}, "basic", nil},
+			policy.Network{Mode: policy.NetworkOff}, policy.SeccompBasic, nil},
 		{"hosts after network off", kavach.NewConfig().Policy(allowBase).Network(false).AllowHosts("a.com", "b.com"),
-			policy.Network{Mode: "allowlist", Allow: []string{"a.com", "b.com"}}, "basic", nil},
+			policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com", "b.com"}}, policy.SeccompBasic, nil},
 		{"network on", kavach.NewConfig().Network(true),
-			policy.Network{Mode: "on"}, "strict", nil},
+			policy.Network{Mode: policy.NetworkOn}, policy.SeccompStrict, nil},
 		{"allow-list then profile", kavach.NewConfig().SeccompAllow("read", "write").Seccomp("basic"),
-			policy.Network{Mode: "off"}, "basic", nil},
+			policy.Network{Mode: policy.NetworkOff}, policy.SeccompBasic, nil},
 		{"profile then allow-list", kavach.NewConfig().Seccomp("basic").SeccompAllow("read"),
-			policy.Network{Mode: "off"}, "custom", []string{"read"}},
+			policy.Network{Mode: policy.NetworkOff}, policy.SeccompCustom, []string{"read"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,7 +83,7 @@ func InfoOf(n Name) (Info, bool) {
 
 // ScoreBackend converts the info for use by the score package.
 func (i Info) ScoreBackend() score.Backend {
-	return score.Backend{Base: i.Base, SharedKernel: i.SharedKernel, Noop: i.Name == Noop}
+	return score.NewBackend(i.Base, i.SharedKernel, i.Name == Noop)
 }
 
 // ErrUnknown is returned by ParseName for names that are not backends.

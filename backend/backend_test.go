@@ -62,7 +62,7 @@ func TestNamesAndBaseScores(t *testing.T) {
 			t.Errorf("InfoOf(%s) = %+v, %v", w.name, info, ok)
 		}
 		sb := info.ScoreBackend()
-		if sb != (score.Backend{Base: w.base, SharedKernel: w.shared, Noop: w.name == Noop}) {
+		if sb != score.NewBackend(w.base, w.shared, w.name == Noop) || sb.Base() != w.base || sb.SharedKernel() != w.shared || sb.Noop() != (w.name == Noop) {
 			t.Errorf("ScoreBackend(%s) = %+v", w.name, sb)
 		}
 	}
@@ -126,7 +126,7 @@ func TestLookupUnimplemented(t *testing.T) {
 }
 
 func TestFullCapabilities(t *testing.T) {
-	want := score.Layers{Seccomp: "custom", Filesystem: true, NetworkOff: true, NetworkAllowlist: true, Limits: true}
+	want := score.SeccompBasic | score.SeccompAllowlist | score.Filesystem | score.NetworkOff | score.NetworkAllowlist | score.Limits
 	if got := FullCapabilities(); got != want {
 		t.Fatalf("FullCapabilities = %+v", got)
 	}
@@ -162,7 +162,7 @@ func TestRegisterAndResolve(t *testing.T) {
 
 	full := FullCapabilities()
 	withDrivers(t,
-		fake{Noop, true, score.Layers{Seccomp: "off"}},
+		fake{Noop, true, 0},
 		fake{Process, true, full},
 		fake{OCI, true, full},
 		fake{GVisor, false, full},
@@ -174,13 +174,13 @@ func TestRegisterAndResolve(t *testing.T) {
 	// A weaker backend that enforces more can beat a higher base.
 	withDrivers(t,
 		fake{Process, true, full},
-		fake{OCI, true, score.Layers{Seccomp: "off"}},
+		fake{OCI, true, 0},
 	)
 	if d, err := Resolve(ctx, Auto, &p); err != nil || d.Info().Name != Process {
 		t.Fatalf("auto = %v, %v; want process (63 beats oci's 50)", d, err)
 	}
 	// Only noop available: auto never picks it.
-	withDrivers(t, fake{Noop, true, score.Layers{Seccomp: "off"}})
+	withDrivers(t, fake{Noop, true, 0})
 	if d, err := Resolve(ctx, Auto, &p); err == nil {
 		t.Fatalf("auto picked %s", d.Info().Name)
 	}

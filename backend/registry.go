@@ -109,5 +109,5 @@ func (u Unimplemented) Create(context.Context, *Spec) (Instance, error) {
 // FullCapabilities is the set of every layer, for backends that can
 // enforce all of them.
 func FullCapabilities() score.Layers {
-	return score.Layers{Seccomp: policy.SeccompCustom, Filesystem: true, NetworkOff: true, NetworkAllowlist: true, Limits: true}
+	return score.AllLayers
 }

@@ -497,7 +497,11 @@ func (f *refFile) apply() (policy.Policy, error) {
 	}
 	refSet(&p.Name, f.Name)
 	if f.Seccomp != nil {
-		p.Seccomp, p.SeccompAllow = *f.Seccomp, nil
+		seccomp, err := policy.ParseSeccomp(*f.Seccomp)
+		if err != nil {
+			return p, err
+		}
+		p.Seccomp, p.SeccompAllow = seccomp, nil
 	}
 	if f.SeccompAllow != nil {
 		p.SeccompAllow = f.SeccompAllow
@@ -516,7 +520,7 @@ func (f *refFile) apply() (policy.Policy, error) {
 	}
 	if f.Network != nil {
 		p.Network = *f.Network
-		if p.Network.Mode == "" && len(p.Network.Allow) > 0 {
+		if p.Network.Mode == 0 && len(p.Network.Allow) > 0 {
 			p.Network.Mode = policy.NetworkAllowlist
 		}
 	}

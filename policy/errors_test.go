@@ -48,14 +48,18 @@ func TestValidateQuotesInput(t *testing.T) {
 		name string
 		mod  func(*policy.Policy)
 	}{
-		{"seccomp", func(p *policy.Policy) { p.Seccomp = esc }},
-		{"syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"a b" + esc} }},
-		{"syscall control", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{esc} }},
-		{"network mode", func(p *policy.Policy) { p.Network.Mode = esc }},
-		{"host", func(p *policy.Policy) { p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a@" + esc}} }},
-		{"host control", func(p *policy.Policy) { p.Network = policy.Network{Mode: "allowlist", Allow: []string{esc}} }},
+		{"seccomp", func(p *policy.Policy) { p.Seccomp = 200 }},
+		{"syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = policy.SeccompCustom, []string{"a b" + esc} }},
+		{"syscall control", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = policy.SeccompCustom, []string{esc} }},
+		{"network mode", func(p *policy.Policy) { p.Network.Mode = 200 }},
+		{"host", func(p *policy.Policy) {
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a@" + esc}}
+		}},
+		{"host control", func(p *policy.Policy) {
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{esc}}
+		}},
 		{"duplicate host", func(p *policy.Policy) {
-			p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a" + esc, "A" + esc}}
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a" + esc, "A" + esc}}
 		}},
 		{"mount source", mount("rel"+esc, "/d", "ro")},
 		{"mount dest", mount("/s", "rel"+esc, "ro")},
@@ -81,6 +85,16 @@ func TestValidateQuotesInput(t *testing.T) {
 	}
 	if _, err := policy.Preset(esc); err == nil {
 		t.Error("Preset: no error")
+	} else {
+		checkPrintable(t, err.Error())
+	}
+	if _, err := policy.ParseSeccomp(esc); err == nil {
+		t.Error("ParseSeccomp: no error")
+	} else {
+		checkPrintable(t, err.Error())
+	}
+	if _, err := policy.ParseNetworkMode(esc); err == nil {
+		t.Error("ParseNetworkMode: no error")
 	} else {
 		checkPrintable(t, err.Error())
 	}

@@ -131,6 +131,7 @@ type file struct {
 	seccompAllow []string
 	fs           fileFilesystem
 	network      Network
+	networkMode  string // network.mode, parsed by toPolicy
 	limits       fileLimits
 	env          map[string]string
 	inheritEnv   bool
@@ -232,8 +233,8 @@ var mountKeys = []string{mountSource: "source", mountDest: "dest", mountMode: "m
 // Well-known values that decoded strings share instead of allocating.
 var (
 	extendsNames = []string{"strict", "basic", "minimal", ExtendsNone}
-	seccompNames = []string{SeccompStrict, SeccompBasic, SeccompOff, SeccompCustom}
-	networkModes = []string{string(NetworkOff), string(NetworkOn), string(NetworkAllowlist)}
+	seccompNames = []string{"strict", "basic", "off", "custom"}
+	networkModes = []string{"off", "on", "allowlist"}
 	accessNames  = []string{string(ReadOnly), string(ReadWrite)}
 )
 
@@ -259,7 +260,7 @@ func (d *decoder) file(f *file) *fileError {
 		case topFilesystem:
 			err = d.filesystem(&f.fs)
 		case topNetwork:
-			err = d.network(&f.network)
+			err = d.network(&f.network, &f.networkMode)
 		case topLimits:
 			err = d.limits(&f.limits)
 		case topName:
@@ -325,15 +326,13 @@ func (d *decoder) mounts() ([]Mount, *fileError) {
 	return list, err
 }
 
-func (d *decoder) network(n *Network) *fileError {
+func (d *decoder) network(n *Network, mode *string) *fileError {
 	var present uint32
 	return d.object(networkKeys, 0, &present, func(k int) *fileError {
-		var s string
 		var err *fileError
 		switch k {
 		case netMode:
-			s, err = d.stringValue(networkModes)
-			n.Mode = NetworkMode(s)
+			*mode, err = d.stringValue(networkModes)
 		case netAllow:
 			n.Allow, err = d.stringList()
 		}
@@ -427,7 +426,9 @@ func (f *file) toPolicy() (Policy, error) {
 		p.Name = f.name
 	}
 	if has(f.present, topSeccomp) {
-		p.Seccomp = f.seccomp
+		if p.Seccomp, err = ParseSeccomp(f.seccomp); err != nil {
+			return Policy{}, err
+		}
 		p.SeccompAllow = nil
 	}
 	if has(f.present, topSeccompAllow) {
@@ -441,7 +442,12 @@ func (f *file) toPolicy() (Policy, error) {
 	}
 	if has(f.present, topNetwork) {
 		p.Network = f.network
-		if p.Network.Mode == "" && len(p.Network.Allow) > 0 {
+		switch {
+		case f.networkMode != "":
+			if p.Network.Mode, err = ParseNetworkMode(f.networkMode); err != nil {
+				return Policy{}, err
+			}
+		case len(p.Network.Allow) > 0:
 			p.Network.Mode = NetworkAllowlist
 		}
 	}

@@ -15,24 +15,6 @@ import (
 	"time"
 )
 
-// Seccomp profile names.
-const (
-	SeccompOff    = "off"    // no filter
-	SeccompBasic  = "basic"  // deny-list of dangerous system calls
-	SeccompStrict = "strict" // allow-list of ordinary system calls
-	SeccompCustom = "custom" // allow-list given in Policy.SeccompAllow
-)
-
-// NetworkMode says how a sandbox may reach the network.
-type NetworkMode string
-
-// Network modes.
-const (
-	NetworkOff       NetworkMode = "off"       // loopback only
-	NetworkOn        NetworkMode = "on"        // the host's network, unrestricted
-	NetworkAllowlist NetworkMode = "allowlist" // only the hosts in Network.Allow, through the egress proxy
-)
-
 // Access is the access mode of a bind mount.
 type Access string
 
@@ -108,7 +90,7 @@ type Limits struct {
 // Policy is everything a sandbox is allowed to do.
 type Policy struct {
 	Name         string            `json:"name,omitempty"`
-	Seccomp      string            `json:"seccomp"`
+	Seccomp      SeccompProfile    `json:"seccomp"`
 	SeccompAllow []string          `json:"seccomp_allow,omitempty"`
 	Filesystem   Filesystem        `json:"filesystem"`
 	Network      Network           `json:"network"`
@@ -256,7 +238,7 @@ func (p *Policy) validateSeccomp() error {
 			}
 		}
 	default:
-		return invalid("seccomp", "unknown profile %s (want off, basic, strict or custom)", quote(p.Seccomp))
+		return invalid("seccomp", "unknown profile %s (want off, basic, strict or custom)", quote(p.Seccomp.String()))
 	}
 	return nil
 }
@@ -328,7 +310,7 @@ func (p *Policy) validateNetwork() error {
 			seen[strings.ToLower(h)] = true
 		}
 	default:
-		return invalid("network.mode", "unknown mode %s (want off, on or allowlist)", quote(p.Network.Mode))
+		return invalid("network.mode", "unknown mode %s (want off, on or allowlist)", quote(p.Network.Mode.String()))
 	}
 	return nil
 }

@@ -28,14 +28,14 @@ func TestPresets(t *testing.T) {
 		want policy.Policy
 	}{
 		{"minimal", policy.Minimal(), policy.Policy{
-			Name: "minimal", Seccomp: "off", Network: policy.Network{Mode: "on"}, Limits: limits, Workdir: "/work",
+			Name: "minimal", Seccomp: policy.SeccompOff, Network: policy.Network{Mode: policy.NetworkOn}, Limits: limits, Workdir: "/work",
 		}},
 		{"basic", policy.Basic(), policy.Policy{
-			Name: "basic", Seccomp: "basic", Network: policy.Network{Mode: "off"}, Limits: limits, Workdir: "/work",
+			Name: "basic", Seccomp: policy.SeccompBasic, Network: policy.Network{Mode: policy.NetworkOff}, Limits: limits, Workdir: "/work",
 		}},
 		{"strict", policy.Strict(), policy.Policy{
-			Name: "strict", Seccomp: "strict", Filesystem: policy.Filesystem{ReadOnlyRoot: true},
-			Network: policy.Network{Mode: "off"}, Limits: strictLimits, Workdir: "/work",
+			Name: "strict", Seccomp: policy.SeccompStrict, Filesystem: policy.Filesystem{ReadOnlyRoot: true},
+			Network: policy.Network{Mode: policy.NetworkOff}, Limits: strictLimits, Workdir: "/work",
 		}},
 	}
 	for _, tt := range tests {
@@ -78,7 +78,7 @@ func TestClone(t *testing.T) {
 	p := policy.Strict()
 	p.Env = map[string]string{"A": "1"}
 	p.Filesystem.Mounts = []policy.Mount{{Source: "/a", Dest: "/a", Mode: "ro"}}
-	p.Network = policy.Network{Mode: "allowlist", Allow: []string{"example.com"}}
+	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"example.com"}}
 	p.SeccompAllow = []string{"read"}
 	q := p.Clone()
 	q.Env["A"] = "2"
@@ -109,12 +109,12 @@ func TestValidateStruct(t *testing.T) {
 		field string // "" means valid
 	}{
 		{"strict", func(*policy.Policy) {}, ""},
-		{"bad seccomp", func(p *policy.Policy) { p.Seccomp = "paranoid" }, "seccomp"},
-		{"empty seccomp", func(p *policy.Policy) { p.Seccomp = "" }, "seccomp"},
+		{"bad seccomp", func(p *policy.Policy) { p.Seccomp = policy.SeccompCustom + 1 }, "seccomp"},
+		{"empty seccomp", func(p *policy.Policy) { p.Seccomp = 0 }, "seccomp"},
 		{"allow without custom", func(p *policy.Policy) { p.SeccompAllow = []string{"read"} }, "seccomp_allow"},
-		{"custom without list", func(p *policy.Policy) { p.Seccomp = "custom" }, "seccomp_allow"},
-		{"custom bad syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"read", "a b"} }, "seccomp_allow[1]"},
-		{"custom ok", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"read", "write"} }, ""},
+		{"custom without list", func(p *policy.Policy) { p.Seccomp = policy.SeccompCustom }, "seccomp_allow"},
+		{"custom bad syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = policy.SeccompCustom, []string{"read", "a b"} }, "seccomp_allow[1]"},
+		{"custom ok", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = policy.SeccompCustom, []string{"read", "write"} }, ""},
 		{"negative memory", func(p *policy.Policy) { p.Limits.Memory = -1 }, "limits.memory"},
 		{"tiny memory", func(p *policy.Policy) { p.Limits.Memory = 4096 }, "limits.memory"},
 		{"negative cpus", func(p *policy.Policy) { p.Limits.CPUs = -1 }, "limits.cpus"},
@@ -126,17 +126,18 @@ func TestValidateStruct(t *testing.T) {
 		{"negative cpu_time", func(p *policy.Policy) { p.Limits.CPUTime = -1 }, "limits.cpu_time"},
 		{"negative max_output", func(p *policy.Policy) { p.Limits.MaxOutput = -1 }, "limits.max_output"},
 		{"negative tmp_size", func(p *policy.Policy) { p.Filesystem.TmpSize = -1 }, "filesystem.tmp_size"},
-		{"bad network mode", func(p *policy.Policy) { p.Network.Mode = "sometimes" }, "network.mode"},
+		{"bad network mode", func(p *policy.Policy) { p.Network.Mode = policy.NetworkAllowlist + 1 }, "network.mode"},
+		{"unset network mode", func(p *policy.Policy) { p.Network.Mode = 0 }, "network.mode"},
 		{"allow with off", func(p *policy.Policy) { p.Network.Allow = []string{"a.com"} }, "network.allow"},
-		{"allowlist empty", func(p *policy.Policy) { p.Network = policy.Network{Mode: "allowlist"} }, "network.allow"},
+		{"allowlist empty", func(p *policy.Policy) { p.Network = policy.Network{Mode: policy.NetworkAllowlist} }, "network.allow"},
 		{"allowlist bad host", func(p *policy.Policy) {
-			p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a.com", "user@b.com"}}
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com", "user@b.com"}}
 		}, "network.allow[1]"},
 		{"allowlist dup host", func(p *policy.Policy) {
-			p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a.com", "A.com"}}
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com", "A.com"}}
 		}, "network.allow[1]"},
 		{"allowlist ok", func(p *policy.Policy) {
-			p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a.com", "*.b.com", "c.com:443"}}
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com", "*.b.com", "c.com:443"}}
 		}, ""},
 		{"relative mount source", func(p *policy.Policy) {
 			p.Filesystem.Mounts = []policy.Mount{{Source: "data", Dest: "/data", Mode: "ro"}}
@@ -167,16 +168,18 @@ func TestValidateStruct(t *testing.T) {
 		{"bad env", func(p *policy.Policy) { p.Env = map[string]string{"A=B": "c"} }, "env"},
 		{"NUL in env value", func(p *policy.Policy) { p.Env = map[string]string{"A": "x\x00y"} }, "env"},
 		{"control character in env value", func(p *policy.Policy) { p.Env = map[string]string{"A": "x\ty\x1b"} }, ""},
-		{"NUL in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"read\x00write"} }, "seccomp_allow[0]"},
-		{"newline in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"read", "write\n"} }, "seccomp_allow[1]"},
-		{"DEL in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = "custom", []string{"re\x7fad"} }, "seccomp_allow[0]"},
+		{"NUL in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = policy.SeccompCustom, []string{"read\x00write"} }, "seccomp_allow[0]"},
+		{"newline in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = policy.SeccompCustom, []string{"read", "write\n"} }, "seccomp_allow[1]"},
+		{"DEL in syscall", func(p *policy.Policy) { p.Seccomp, p.SeccompAllow = policy.SeccompCustom, []string{"re\x7fad"} }, "seccomp_allow[0]"},
 		{"NUL in host", func(p *policy.Policy) {
-			p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a.com\x00.evil.com"}}
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com\x00.evil.com"}}
 		}, "network.allow[0]"},
 		{"escape in host", func(p *policy.Policy) {
-			p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a.com", "b.com\x1b[2J"}}
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com", "b.com\x1b[2J"}}
 		}, "network.allow[1]"},
-		{"DEL in host", func(p *policy.Policy) { p.Network = policy.Network{Mode: "allowlist", Allow: []string{"a\x7f.com"}} }, "network.allow[0]"},
+		{"DEL in host", func(p *policy.Policy) {
+			p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a\x7f.com"}}
+		}, "network.allow[0]"},
 		{"cpus smallest float", func(p *policy.Policy) { p.Limits.CPUs = 5e-324 }, "limits.cpus"},
 		{"cpus below 1%", func(p *policy.Policy) { p.Limits.CPUs = 0.0099 }, "limits.cpus"},
 		{"cpus 1%", func(p *policy.Policy) { p.Limits.CPUs = 0.01 }, ""},
@@ -242,10 +245,10 @@ func TestParseJSON(t *testing.T) {
 			"env": {"A": "1"}, "inherit_env": true, "workdir": "/work/src", "hostname": "box", "best_effort": true
 		}`, "", func(t *testing.T, p policy.Policy) {
 			want := policy.Policy{
-				Name: "mine", Seccomp: "basic",
+				Name: "mine", Seccomp: policy.SeccompBasic,
 				Filesystem: policy.Filesystem{TmpSize: 64 << 20, Mounts: []policy.Mount{
 					{Source: "/data", Dest: "/in", Mode: "ro"}, {Source: "/out", Dest: "/out", Mode: "rw"}}},
-				Network: policy.Network{Mode: "allowlist", Allow: []string{"pypi.org", "files.pythonhosted.org:443"}},
+				Network: policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"pypi.org", "files.pythonhosted.org:443"}},
 				Limits: policy.Limits{Memory: 256 << 20, CPUs: 0.5, Pids: 32, Timeout: policy.Duration(90 * time.Second),
 					CPUTime: policy.Duration(10 * time.Second), MaxOutput: 64 << 10},
 				Env: map[string]string{"A": "1"}, InheritEnv: true, Workdir: "/work/src", Hostname: "box", BestEffort: true,
@@ -282,12 +285,12 @@ func TestParseJSON(t *testing.T) {
 			}
 		}},
 		{"seccomp_allow implies custom", `{"seccomp_allow": ["read", "write"]}`, "", func(t *testing.T, p policy.Policy) {
-			if p.Seccomp != "custom" || !reflect.DeepEqual(p.SeccompAllow, []string{"read", "write"}) {
+			if p.Seccomp != policy.SeccompCustom || !reflect.DeepEqual(p.SeccompAllow, []string{"read", "write"}) {
 				t.Fatalf("seccomp = %q %v", p.Seccomp, p.SeccompAllow)
 			}
 		}},
 		{"allow implies allowlist", `{"network": {"allow": ["a.com"]}}`, "", func(t *testing.T, p policy.Policy) {
-			if p.Network.Mode != "allowlist" {
+			if p.Network.Mode != policy.NetworkAllowlist {
 				t.Fatalf("mode = %q", p.Network.Mode)
 			}
 		}},
@@ -379,7 +382,7 @@ env:
 			want := policy.Basic()
 			want.Name = "agent"
 			want.Filesystem = policy.Filesystem{ReadOnlyRoot: true, Mounts: []policy.Mount{{Source: "/srv/data", Dest: "/data", Mode: "ro"}}}
-			want.Network = policy.Network{Mode: "allowlist", Allow: []string{"pypi.org"}}
+			want.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"pypi.org"}}
 			want.Limits = policy.Limits{Memory: 512 << 20, CPUs: 2, Pids: 100, Timeout: policy.Duration(2 * time.Minute), MaxOutput: 64 << 10}
 			want.Env = map[string]string{"LANG": "C"}
 			if !reflect.DeepEqual(p, want) {
@@ -435,7 +438,7 @@ func TestLoadAndResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "agent" || p.Limits.Memory != 1<<30 || p.Seccomp != "basic" {
+	if p.Name != "agent" || p.Limits.Memory != 1<<30 || p.Seccomp != policy.SeccompBasic {
 		t.Fatalf("json: %+v", p)
 	}
 	p, err = policy.Load(ym)

@@ -39,7 +39,7 @@ func TestParseYAMLScalars(t *testing.T) {
 		}},
 		{"null document", "---\n", func(p policy.Policy) bool { return reflect.DeepEqual(p, policy.Strict()) }},
 		{"comment only", "# nothing\n", func(p policy.Policy) bool { return reflect.DeepEqual(p, policy.Strict()) }},
-		{"document markers", "---\nseccomp: off\n...\n", func(p policy.Policy) bool { return p.Seccomp == "off" }},
+		{"document markers", "---\nseccomp: off\n...\n", func(p policy.Policy) bool { return p.Seccomp == policy.SeccompOff }},
 		{"alias of a scalar", "limits: {memory: &m 256M, max_output: *m}\n", func(p policy.Policy) bool {
 			return p.Limits.Memory == 256<<20 && p.Limits.MaxOutput == 256<<20
 		}},
@@ -48,7 +48,7 @@ func TestParseYAMLScalars(t *testing.T) {
 		}},
 		{"alias as key", "env: {&k K: v}\nhostname: *k\n", func(p policy.Policy) bool { return p.Env["K"] == "v" && p.Hostname == "K" }},
 		{"quoted keys", "\"seccomp\": off\n'limits': {\"pids\": 5}\n", func(p policy.Policy) bool {
-			return p.Seccomp == "off" && p.Limits.Pids == 5
+			return p.Seccomp == policy.SeccompOff && p.Limits.Pids == 5
 		}},
 	}
 	for _, tt := range tests {

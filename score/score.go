@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/kavach-sandbox/kavach/policy"
@@ -44,160 +45,176 @@ const (
 	ModLimits           = "resource-limits"
 )
 
-// Layers is a set of protections: asked by a policy, supported by a
-// backend, or actually enforced for one sandbox.
-type Layers struct {
-	// Seccomp is the profile in force: off, basic, strict or custom.
-	Seccomp string `json:"seccomp"`
+// Layers is a set of protections, one bit each: those a policy asks
+// (Asked), those a backend can enforce (its capabilities), or those it
+// actually enforced for one sandbox. A policy asks at most one seccomp
+// layer. A backend lists each seccomp layer it can apply: one that applies
+// allow-lists usually applies the deny-list too, and then lists both.
+type Layers uint8
+
+// The layers.
+const (
+	// SeccompBasic is the seccomp deny-list (profile basic).
+	SeccompBasic Layers = 1 << iota
+	// SeccompAllowlist is a seccomp allow-list (profile strict or custom).
+	SeccompAllowlist
 	// Filesystem is Landlock rules or a read-only root.
-	Filesystem bool `json:"filesystem"`
+	Filesystem
 	// NetworkOff means no network beyond loopback.
-	NetworkOff bool `json:"network_off"`
+	NetworkOff
 	// NetworkAllowlist means the network is reachable only through the
 	// egress proxy's allowlist.
-	NetworkAllowlist bool `json:"network_allowlist"`
+	NetworkAllowlist
 	// Limits means a memory or CPU limit, and a pids limit.
-	Limits bool `json:"limits"`
+	Limits
+
+	// AllLayers is every layer.
+	AllLayers = SeccompBasic | SeccompAllowlist | Filesystem | NetworkOff | NetworkAllowlist | Limits
+
+	// seccompLayers are the two seccomp layers.
+	seccompLayers = SeccompBasic | SeccompAllowlist
+)
+
+// layerNames name the layers in bit order, for String.
+var layerNames = [...]string{"seccomp-basic", "seccomp-allowlist", "filesystem", "network-off", "network-allowlist", "limits"}
+
+// String lists the layers of l joined by "+", or "none".
+func (l Layers) String() string {
+	var names []string
+	for i, name := range layerNames {
+		if l&(1<<i) != 0 {
+			names = append(names, name)
+		}
+	}
+	if l&^AllLayers != 0 {
+		names = append(names, fmt.Sprintf("%#x", uint8(l&^AllLayers)))
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, "+")
 }
+
+// Has reports whether l holds every layer of x.
+func (l Layers) Has(x Layers) bool { return l&x == x }
+
+// SeccompLayer is the layer of a seccomp profile: SeccompBasic for basic,
+// SeccompAllowlist for strict and custom, none for off and anything else.
+func SeccompLayer(p policy.SeccompProfile) Layers { return seccompLayer[p] }
+
+// Tables indexed by a whole uint8, so that a lookup needs no bounds check;
+// values that are not profiles or modes ask no layer.
+var (
+	seccompLayer = [256]Layers{policy.SeccompBasic: SeccompBasic, policy.SeccompStrict: SeccompAllowlist, policy.SeccompCustom: SeccompAllowlist}
+	networkLayer = [256]Layers{policy.NetworkOff: NetworkOff, policy.NetworkAllowlist: NetworkAllowlist}
+)
 
 // Asked returns the layers a policy asks for.
 func Asked(p *policy.Policy) Layers {
-	return Layers{
-		Seccomp:          p.Seccomp,
-		Filesystem:       p.Filesystem.ReadOnlyRoot,
-		NetworkOff:       p.Network.Mode == policy.NetworkOff,
-		NetworkAllowlist: p.Network.Mode == policy.NetworkAllowlist,
-		Limits:           p.HasLimits(),
+	l := seccompLayer[p.Seccomp] | networkLayer[p.Network.Mode]
+	if p.Filesystem.ReadOnlyRoot {
+		l |= Filesystem
 	}
-}
-
-// Intersect returns the layers of l that the backend capabilities c can
-// enforce. A seccomp profile c cannot apply degrades to "off".
-func (l Layers) Intersect(c Layers) Layers {
-	out := Layers{
-		Seccomp:          policy.SeccompOff,
-		Filesystem:       l.Filesystem && c.Filesystem,
-		NetworkOff:       l.NetworkOff && c.NetworkOff,
-		NetworkAllowlist: l.NetworkAllowlist && c.NetworkAllowlist,
-		Limits:           l.Limits && c.Limits,
+	if p.HasLimits() {
+		l |= Limits
 	}
-	if l.pack().within(c.pack())&setLevel != levelOff {
-		out.Seccomp = l.Seccomp
+	return l
+}
+
+// Intersect returns the layers of l that a backend with capabilities c can
+// enforce: those in both.
+func (l Layers) Intersect(c Layers) Layers { return l & c }
+
+// strongestSeccomp is l with at most one seccomp layer, the stronger.
+func (l Layers) strongestSeccomp() Layers {
+	if l&SeccompAllowlist != 0 {
+		return l &^ SeccompBasic
 	}
-	return out
+	return l
 }
 
-// set is a Layers packed into a byte: the seccomp level in the low two
-// bits, then one bit per other layer. Scores are computed on sets.
-type set uint8
-
-// Seccomp levels, as a set's low bits. Strict and custom profiles are both
-// allow-lists and score the same.
-const (
-	levelOff       set = 0
-	levelBasic     set = 1
-	levelAllowList set = 2
-	setLevel       set = 3
-)
-
-// Layer bits of a set.
-const (
-	bitFilesystem = iota + 2
-	bitNetworkOff
-	bitNetworkAllowlist
-	bitLimits
-	numSets = 1 << (bitLimits + 1)
-
-	setFilesystem       set = 1 << bitFilesystem
-	setNetworkOff       set = 1 << bitNetworkOff
-	setNetworkAllowlist set = 1 << bitNetworkAllowlist
-	setLimits           set = 1 << bitLimits
-)
-
-func levelOf(profile string) set {
-	switch profile {
-	case policy.SeccompBasic:
-		return levelBasic
-	case policy.SeccompStrict, policy.SeccompCustom:
-		return levelAllowList
-	}
-	return levelOff
-}
-
-// flag is the set with only bit number n, if on (branch-free).
-func flag(on bool, n uint) set {
-	var x set
-	if on {
-		x = 1
-	}
-	return x << n
-}
-
-func (l Layers) pack() set { return levelOf(l.Seccomp) | l.flags() }
-
-func (l Layers) flags() set {
-	return flag(l.Filesystem, bitFilesystem) | flag(l.NetworkOff, bitNetworkOff) |
-		flag(l.NetworkAllowlist, bitNetworkAllowlist) | flag(l.Limits, bitLimits)
-}
-
-// policyFlags are the layer bits of the layers p asks, but for seccomp.
-func policyFlags(p *policy.Policy) set {
-	return flag(p.Filesystem.ReadOnlyRoot, bitFilesystem) | flag(p.HasLimits(), bitLimits)
-}
-
-func networkFlags(m policy.NetworkMode) set {
-	return flag(m == policy.NetworkOff, bitNetworkOff) | flag(m == policy.NetworkAllowlist, bitNetworkAllowlist)
-}
-
-// within returns the layers of s that a backend with capabilities caps can
-// enforce: an allow-list capability applies every seccomp profile, a
-// deny-list-only one (basic) only basic.
-func (s set) within(caps set) set {
-	out := s & caps &^ setLevel
-	if lvl, c := s&setLevel, caps&setLevel; lvl != levelOff && (c == levelAllowList || c == lvl) {
-		out |= lvl
-	}
-	return out
-}
-
-// points[shared][s] is the sum of the modifiers of the enforced set s on a
-// backend that shares the host kernel (1) or not (0).
-var points = func() (t [2][1 << 8]int8) {
-	for s := range set(numSets) {
+// points[shared][l] is the sum of the modifiers of the enforced layers l
+// (at most one seccomp layer) on a backend that shares the host kernel (1)
+// or not (0).
+var points = func() (t [2][AllLayers + 1]int8) {
+	for l := range AllLayers + 1 {
 		var p int8
-		switch s & setLevel {
-		case levelBasic:
-			p = PointsSeccompBasic
-		case levelAllowList:
-			p = PointsSeccompStrict
-		}
 		for _, m := range []struct {
-			bit set
+			l   Layers
 			pts int8
-		}{{setFilesystem, PointsFilesystem}, {setNetworkOff, PointsNetworkOff}, {setNetworkAllowlist, PointsNetworkAllowlist}, {setLimits, PointsLimits}} {
-			if s&m.bit != 0 {
+		}{{SeccompBasic, PointsSeccompBasic}, {SeccompAllowlist, PointsSeccompStrict}, {Filesystem, PointsFilesystem}, {NetworkOff, PointsNetworkOff}, {NetworkAllowlist, PointsNetworkAllowlist}, {Limits, PointsLimits}} {
+			if l.strongestSeccomp()&m.l != 0 {
 				p += m.pts
 			}
 		}
-		t[0][s] = p
-		t[1][s] = p
-		if s&setLevel == levelOff {
-			t[1][s] += PointsSeccompOff
+		t[0][l] = p
+		t[1][l] = p
+		if l&seccompLayers == 0 {
+			t[1][l] += PointsSeccompOff
 		}
 	}
 	return t
 }()
 
-// Backend is what the score needs to know about a backend.
+// MaxBase is the greatest base score of a backend.
+const MaxBase = 100
+
+// Backend is what the score needs to know about a backend: its base score,
+// whether it shares the host kernel and whether it is the noop backend,
+// with the score of every set of enforced layers worked out in advance.
+// Make one with NewBackend; the zero Backend is not usable.
 type Backend struct {
-	// Base is the backend's base score (backend.Info.Base).
-	Base int
-	// SharedKernel is true for backends whose payload talks to the host
-	// kernel directly (process, oci): only they lose points without seccomp.
-	SharedKernel bool
-	// Noop backends always score 0.
-	Noop bool
+	scores *scoreTable
+	base   int
 }
+
+// A scoreTable holds, for each set of enforced layers got (the index), the
+// score's value in the upper half and, in the lower half, the basis of the
+// score but for its asked layers. It has 256 entries so that any Layers
+// indexes it without a bounds check; only the first 64 are used.
+type scoreTable [256]uint64
+
+// tables[noop][shared][base] holds the score table of each backend with a
+// base within 0..MaxBase, built on first use.
+var tables [2][2][MaxBase + 1]struct {
+	once sync.Once
+	t    *scoreTable
+}
+
+// NewBackend describes a backend with base score base (0..MaxBase; other
+// values are allowed), that shares the host kernel (process, oci: only they
+// lose points without seccomp), or that is the noop backend (always 0).
+func NewBackend(base int, sharedKernel, noop bool) Backend {
+	if base < 0 || base > MaxBase {
+		return Backend{scores: newScoreTable(base, sharedKernel, noop), base: base}
+	}
+	e := &tables[b2i(noop)][b2i(sharedKernel)][base]
+	e.once.Do(func() { e.t = newScoreTable(base, sharedKernel, noop) })
+	return Backend{scores: e.t, base: base}
+}
+
+// newScoreTable computes the scores of a backend.
+func newScoreTable(base int, shared, noop bool) *scoreTable {
+	t := new(scoreTable)
+	for got := range AllLayers + 1 {
+		v := min(max(base+int(points[b2i(shared)][got]), 0), 100)
+		if noop {
+			v = 0
+		}
+		t[got] = uint64(v)<<32 | uint64(makeBasis(0, got, shared, noop))
+	}
+	return t
+}
+
+// Base is the backend's base score.
+func (b Backend) Base() int { return b.base }
+
+// SharedKernel reports whether the backend's payloads talk to the host
+// kernel directly.
+func (b Backend) SharedKernel() bool { return basis(b.scores[0]).shared() }
+
+// Noop reports whether this is the noop backend.
+func (b Backend) Noop() bool { return basis(b.scores[0]).noop() }
 
 // Modifier is one line of a score breakdown.
 type Modifier struct {
@@ -221,19 +238,14 @@ const (
 	basisNoop   basis = 1 << 17
 )
 
-func makeBasis(asked, got set, shared, noop bool) basis {
-	return basis(asked) | basis(got)<<8 | Backend{SharedKernel: shared, Noop: noop}.kind()
+func makeBasis(asked, got Layers, shared, noop bool) basis {
+	return basis(asked) | basis(got)<<8 | basis(b2i(shared))<<16 | basis(b2i(noop))<<17
 }
 
-// kind is the kind bits of a basis for b.
-func (b Backend) kind() basis {
-	return basis(b2i(b.SharedKernel))<<16 | basis(b2i(b.Noop))<<17
-}
-
-func (b basis) asked() set   { return set(b) }
-func (b basis) got() set     { return set(b >> 8) }
-func (b basis) shared() bool { return b&basisShared != 0 }
-func (b basis) noop() bool   { return b&basisNoop != 0 }
+func (b basis) asked() Layers { return Layers(b) }
+func (b basis) got() Layers   { return Layers(b >> 8) }
+func (b basis) shared() bool  { return b&basisShared != 0 }
+func (b basis) noop() bool    { return b&basisNoop != 0 }
 
 // NumModifiers is the number of modifiers of the score model: every breakdown lists
 // all of them, applied or not.
@@ -281,16 +293,16 @@ func Label(v int) string {
 }
 
 // Declared is the score of a backend running a policy, assuming the backend
-// enforces every asked layer it supports (caps).
+// enforces every asked layer it supports (caps). It is small enough to be
+// inlined: picking a backend and creating a sandbox call it.
 func Declared(b Backend, p *policy.Policy, caps Layers) Score {
-	// Written out of inlinable pieces: this is the hot path of picking a
-	// backend and of every sandbox creation.
-	asked := levelOf(p.Seccomp) | policyFlags(p) | networkFlags(p.Network.Mode)
-	// caps.pack(), spelled out: the method call copies caps (a struct of
-	// five fields, kept in memory) and made Declared about three times slower.
-	can := levelOf(caps.Seccomp) | flag(caps.Filesystem, bitFilesystem) | flag(caps.NetworkOff, bitNetworkOff) |
-		flag(caps.NetworkAllowlist, bitNetworkAllowlist) | flag(caps.Limits, bitLimits)
-	return newScore(b, asked, asked.within(can), nil)
+	return b.declared(Asked(p), caps)
+}
+
+// declared is the declared score of a policy asking asked on b.
+func (b Backend) declared(asked, caps Layers) Score {
+	e := b.scores[asked&caps]
+	return Score{Value: int(e >> 32), basis: basis(e) | basis(asked)}
 }
 
 // Compute builds the score from the asked and the enforced layers. lost
@@ -304,16 +316,9 @@ func Compute(b Backend, asked, enforced Layers, lost map[string]string) Score {
 		}
 		why[0] = lost[ModSeccompStrict] + lost[ModSeccompBasic]
 	}
-	return newScore(b, asked.pack(), enforced.pack(), why)
-}
-
-func newScore(b Backend, asked, got set, why *[NumModifiers]string) Score {
-	k := b.kind()
-	v := min(max(b.Base+int(points[k&basisShared>>16][got]), 0), 100)
-	if k&basisNoop != 0 {
-		v = 0
-	}
-	return Score{Value: v, basis: basis(asked) | basis(got)<<8 | k, why: why}
+	asked, got := asked.strongestSeccomp()&AllLayers, enforced.strongestSeccomp()&AllLayers
+	e := b.scores[got]
+	return Score{Value: int(e >> 32), basis: basis(e) | basis(asked), why: why}
 }
 
 func b2i(b bool) int {
@@ -333,14 +338,9 @@ func (s Score) Modifiers() [NumModifiers]Modifier {
 	if s.why != nil {
 		why = *s.why
 	}
-	secAsked, secGot := s.basis.asked()&setLevel, s.basis.got()&setLevel
-	mods := [NumModifiers]Modifier{
-		s.seccompOff(why[0]),
-		modifier(ModSeccompBasic, PointsSeccompBasic, secAsked == levelBasic, secGot == levelBasic, why[1]),
-		modifier(ModSeccompStrict, PointsSeccompStrict, secAsked == levelAllowList, secGot == levelAllowList, why[2]),
-	}
-	for i, b := range [...]set{setFilesystem, setNetworkOff, setNetworkAllowlist, setLimits} {
-		n := i + 3
+	mods := [NumModifiers]Modifier{s.seccompOff(why[0])}
+	for i, b := range [...]Layers{SeccompBasic, SeccompAllowlist, Filesystem, NetworkOff, NetworkAllowlist, Limits} {
+		n := i + 1
 		mods[n] = modifier(modifierNames[n], modifierPoints[n], s.basis.asked()&b != 0, s.basis.got()&b != 0, why[n])
 	}
 	if s.basis.noop() {
@@ -498,8 +498,8 @@ func basisOf(mods []Modifier) basis {
 	if mods[0].Reason == reasonNoop {
 		return basisNoop
 	}
-	var applied, requested set
-	bits := [NumModifiers]set{0, levelBasic, levelAllowList, setFilesystem, setNetworkOff, setNetworkAllowlist, setLimits}
+	var applied, requested Layers
+	bits := [NumModifiers]Layers{0, SeccompBasic, SeccompAllowlist, Filesystem, NetworkOff, NetworkAllowlist, Limits}
 	for i := 1; i < NumModifiers; i++ {
 		if mods[i].Applied {
 			applied |= bits[i]
@@ -508,9 +508,9 @@ func basisOf(mods []Modifier) basis {
 			requested |= bits[i]
 		}
 	}
-	asked := requested | applied&^setLevel
-	if requested&setLevel == levelOff {
-		asked |= applied & setLevel
+	asked := requested | applied&^seccompLayers
+	if requested&seccompLayers == 0 {
+		asked |= applied & seccompLayers
 	}
 	return makeBasis(asked, applied, mods[0].Reason != reasonOwnKernel, false)
 }
@@ -532,17 +532,17 @@ func modifier(name string, points int, asked, got bool, why string) Modifier {
 
 func (s Score) seccompOff(why string) Modifier {
 	m := Modifier{Name: ModSeccompOff, Points: PointsSeccompOff}
-	asked, got := s.basis.asked()&setLevel, s.basis.got()&setLevel
+	asked, got := s.basis.asked()&seccompLayers, s.basis.got()&seccompLayers
 	switch {
 	case !s.basis.shared():
 		m.Reason = reasonOwnKernel
-	case got == levelOff && asked != levelOff:
+	case got == 0 && asked != 0:
 		m.Applied = true
 		m.Reason = "seccomp requested but not enforced"
 		if why != "" {
 			m.Reason = reasonSecLost + why
 		}
-	case got == levelOff:
+	case got == 0:
 		m.Applied = true
 		m.Reason = "no seccomp filter on a backend that shares the host kernel"
 	default:

@@ -103,25 +103,75 @@ func TestLabels(t *testing.T) {
 }
 
 func TestClamp(t *testing.T) {
-	all := score.Layers{Seccomp: "strict", Filesystem: true, NetworkOff: true, Limits: true}
-	none := score.Layers{Seccomp: "off"}
+	all := score.SeccompAllowlist | score.Filesystem | score.NetworkOff | score.Limits
+	none := score.Layers(0)
 	tests := []struct {
 		name string
 		b    score.Backend
 		l    score.Layers
 		want int
 	}{
-		{"above 100", score.Backend{Base: 99}, all, 100},
-		{"exactly 100", score.Backend{Base: 87}, all, 100},
-		{"below 0", score.Backend{Base: 2, SharedKernel: true}, none, 0},
-		{"exactly 0", score.Backend{Base: 5, SharedKernel: true}, none, 0},
-		{"in range", score.Backend{Base: 10, SharedKernel: true}, none, 5},
+		{"above 100", score.NewBackend(99, false, false), all, 100},
+		{"exactly 100", score.NewBackend(87, false, false), all, 100},
+		{"below 0", score.NewBackend(2, true, false), none, 0},
+		{"exactly 0", score.NewBackend(5, true, false), none, 0},
+		{"in range", score.NewBackend(10, true, false), none, 5},
+		{"base above the range", score.NewBackend(120, true, false), none, 100},
+		{"base above the range, clamped last", score.NewBackend(103, true, false), none, 98},
+		{"negative base", score.NewBackend(-10, false, false), all, 3},
+		{"noop", score.NewBackend(90, false, true), all, 0},
+		{"noop outside the range", score.NewBackend(200, false, true), all, 0},
 	}
 	for _, tt := range tests {
 		s := score.Compute(tt.b, tt.l, tt.l, nil)
 		if s.Value != tt.want || s.Label() != score.Label(tt.want) {
 			t.Errorf("%s: %s, want %d", tt.name, s, tt.want)
 		}
+	}
+}
+
+// TestNewBackend: a Backend reports what it was made from, and two made
+// alike are equal, whether or not their base is within 0..MaxBase.
+func TestNewBackend(t *testing.T) {
+	for _, base := range []int{-1, 0, 50, score.MaxBase, score.MaxBase + 1} {
+		for _, shared := range []bool{false, true} {
+			for _, noop := range []bool{false, true} {
+				b := score.NewBackend(base, shared, noop)
+				if b.Base() != base || b.SharedKernel() != shared || b.Noop() != noop {
+					t.Errorf("NewBackend(%d, %v, %v) = base %d shared %v noop %v", base, shared, noop, b.Base(), b.SharedKernel(), b.Noop())
+				}
+				if base >= 0 && base <= score.MaxBase && b != score.NewBackend(base, shared, noop) {
+					t.Errorf("NewBackend(%d, %v, %v) differs from itself", base, shared, noop)
+				}
+			}
+		}
+	}
+}
+
+// TestComputeTwoSeccompLayers: a backend reporting both seccomp layers as
+// enforced gets the points of the stronger only.
+func TestComputeTwoSeccompLayers(t *testing.T) {
+	b := sb(t, backend.Process)
+	asked := score.Asked(preset(t, "strict"))
+	both := score.Compute(b, asked, asked|score.SeccompBasic, nil)
+	if want := score.Compute(b, asked, asked, nil); both != want {
+		t.Fatalf("both seccomp layers = %s %+v, want %s", both, both.Modifiers(), want)
+	}
+}
+
+func TestLayersString(t *testing.T) {
+	for l, want := range map[score.Layers]string{
+		0: "none",
+		score.SeccompAllowlist | score.Filesystem | score.Limits: "seccomp-allowlist+filesystem+limits",
+		score.AllLayers:         "seccomp-basic+seccomp-allowlist+filesystem+network-off+network-allowlist+limits",
+		score.NetworkOff | 0x80: "network-off+0x80",
+	} {
+		if got := l.String(); got != want {
+			t.Errorf("%#x: %q, want %q", uint8(l), got, want)
+		}
+	}
+	if !score.AllLayers.Has(score.Filesystem|score.Limits) || score.Filesystem.Has(score.Filesystem|score.Limits) {
+		t.Error("Has")
 	}
 }
 
@@ -190,8 +240,7 @@ func TestEffectiveLostLayers(t *testing.T) {
 	asked := score.Asked(p)
 	b := sb(t, backend.Process)
 
-	enforced := asked
-	enforced.Seccomp = policy.SeccompOff
+	enforced := asked &^ score.SeccompAllowlist
 	s := score.Compute(b, asked, enforced, map[string]string{score.ModSeccompStrict: "kernel lacks seccomp filter support"})
 	if s.String() != "53 (standard)" {
 		t.Fatalf("process+strict without seccomp = %s, want 53 (standard)", s)
@@ -203,8 +252,7 @@ func TestEffectiveLostLayers(t *testing.T) {
 		t.Fatalf("seccomp-off = %+v", m)
 	}
 
-	enforced = asked
-	enforced.Filesystem, enforced.Limits = false, false
+	enforced = asked &^ (score.Filesystem | score.Limits)
 	s = score.Compute(b, asked, enforced, map[string]string{score.ModFilesystem: "landlock unavailable"})
 	if s.Value != 58 {
 		t.Fatalf("without filesystem and limits = %s, want 58", s)
@@ -218,30 +266,31 @@ func TestEffectiveLostLayers(t *testing.T) {
 }
 
 func TestIntersect(t *testing.T) {
+	const both = score.SeccompBasic | score.SeccompAllowlist
 	tests := []struct {
-		name      string
-		asked     string
-		caps      string
-		wantProto string
+		name  string
+		asked policy.SeccompProfile
+		caps  score.Layers
+		want  score.Layers
 	}{
-		{"strict on full", "strict", "custom", "strict"},
-		{"custom on full", "custom", "custom", "custom"},
-		{"basic on full", "basic", "custom", "basic"},
-		{"strict on strict", "strict", "strict", "strict"},
-		{"basic on strict", "basic", "strict", "basic"},
-		{"basic on basic", "basic", "basic", "basic"},
-		{"strict on basic-only", "strict", "basic", "off"},
-		{"custom on basic-only", "custom", "basic", "off"},
-		{"strict on none", "strict", "off", "off"},
-		{"strict on empty", "strict", "", "off"},
-		{"off on full", "off", "custom", "off"},
+		{"strict on full", policy.SeccompStrict, both, score.SeccompAllowlist},
+		{"custom on full", policy.SeccompCustom, both, score.SeccompAllowlist},
+		{"basic on full", policy.SeccompBasic, both, score.SeccompBasic},
+		{"strict on allow-list only", policy.SeccompStrict, score.SeccompAllowlist, score.SeccompAllowlist},
+		{"basic on allow-list only", policy.SeccompBasic, score.SeccompAllowlist, 0},
+		{"basic on basic", policy.SeccompBasic, score.SeccompBasic, score.SeccompBasic},
+		{"strict on basic-only", policy.SeccompStrict, score.SeccompBasic, 0},
+		{"custom on basic-only", policy.SeccompCustom, score.SeccompBasic, 0},
+		{"strict on none", policy.SeccompStrict, 0, 0},
+		{"off on full", policy.SeccompOff, both, 0},
+		{"unset on full", 0, both, 0},
+		{"not a profile on full", policy.SeccompCustom + 1, both, 0},
 	}
 	for _, tt := range tests {
-		got := score.Layers{Seccomp: tt.asked, Filesystem: true, NetworkOff: true, Limits: true}.
-			Intersect(score.Layers{Seccomp: tt.caps, Filesystem: true, NetworkOff: false, NetworkAllowlist: true, Limits: true})
-		want := score.Layers{Seccomp: tt.wantProto, Filesystem: true, Limits: true}
-		if got != want {
-			t.Errorf("%s: %+v, want %+v", tt.name, got, want)
+		asked := score.SeccompLayer(tt.asked) | score.Filesystem | score.NetworkOff | score.Limits
+		got := asked.Intersect(tt.caps | score.Filesystem | score.NetworkAllowlist | score.Limits)
+		if want := tt.want | score.Filesystem | score.Limits; got != want {
+			t.Errorf("%s: %s, want %s", tt.name, got, want)
 		}
 	}
 }
@@ -251,12 +300,11 @@ func TestAsked(t *testing.T) {
 	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com"}}
 	p.Limits.Pids = 10 // a pids limit alone does not earn the modifier
 	got := score.Asked(&p)
-	want := score.Layers{Seccomp: "off", NetworkAllowlist: true}
-	if got != want {
-		t.Fatalf("Asked = %+v, want %+v", got, want)
+	if want := score.NetworkAllowlist; got != want {
+		t.Fatalf("Asked = %s, want %s", got, want)
 	}
 	p.Limits.CPUs = 0.5
-	if !score.Asked(&p).Limits {
+	if !score.Asked(&p).Has(score.Limits) {
 		t.Fatal("cpus + pids must earn resource-limits")
 	}
 	s := score.Declared(sb(t, backend.Process), &p, backend.FullCapabilities())
@@ -277,6 +325,22 @@ func BenchmarkDeclaredScore(b *testing.B) {
 	}
 }
 
+// BenchmarkDeclaredScoreCall measures the declared score through a
+// function value, which keeps the compiler from inlining it: the cost of a
+// caller that does not inline it.
+func BenchmarkDeclaredScoreCall(b *testing.B) {
+	be := sb(b, backend.Process)
+	p := preset(b, "strict")
+	caps := backend.FullCapabilities()
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkScore = declaredFunc(be, p, caps)
+	}
+}
+
+// declaredFunc is a variable, so that calls through it are not inlined.
+var declaredFunc = score.Declared
+
 var sinkMods [score.NumModifiers]score.Modifier
 
 // BenchmarkScoreBreakdown measures deriving the 7-line breakdown of a score.
@@ -291,29 +355,29 @@ func BenchmarkScoreBreakdown(b *testing.B) {
 // reference computes a declared value straight from the rules of SPEC §3,
 // independently of the package's packed representation.
 func reference(b score.Backend, p *policy.Policy, caps score.Layers) int {
-	if b.Noop {
+	if b.Noop() {
 		return 0
 	}
-	allow := func(s string) bool { return s == "strict" || s == "custom" }
-	v := b.Base
+	can := func(l score.Layers) bool { return caps&l != 0 }
+	v := b.Base()
 	switch {
-	case p.Seccomp == "basic" && (caps.Seccomp == "basic" || allow(caps.Seccomp)):
+	case p.Seccomp == policy.SeccompBasic && can(score.SeccompBasic):
 		v += 3
-	case allow(p.Seccomp) && allow(caps.Seccomp):
+	case (p.Seccomp == policy.SeccompStrict || p.Seccomp == policy.SeccompCustom) && can(score.SeccompAllowlist):
 		v += 5
-	case b.SharedKernel:
+	case b.SharedKernel():
 		v -= 5
 	}
-	if p.Filesystem.ReadOnlyRoot && caps.Filesystem {
+	if p.Filesystem.ReadOnlyRoot && can(score.Filesystem) {
 		v += 3
 	}
-	if p.Network.Mode == "off" && caps.NetworkOff {
+	if p.Network.Mode == policy.NetworkOff && can(score.NetworkOff) {
 		v += 3
 	}
-	if p.Network.Mode == "allowlist" && caps.NetworkAllowlist {
+	if p.Network.Mode == policy.NetworkAllowlist && can(score.NetworkAllowlist) {
 		v++
 	}
-	if (p.Limits.Memory > 0 || p.Limits.CPUs > 0) && p.Limits.Pids > 0 && caps.Limits {
+	if (p.Limits.Memory > 0 || p.Limits.CPUs > 0) && p.Limits.Pids > 0 && can(score.Limits) {
 		v += 2
 	}
 	return min(max(v, 0), 100)
@@ -325,19 +389,20 @@ func reference(b score.Backend, p *policy.Policy, caps score.Layers) int {
 func TestDeclaredMatchesReference(t *testing.T) {
 	capsList := []score.Layers{
 		backend.FullCapabilities(),
-		{Seccomp: "off"},
-		{Seccomp: "basic", Filesystem: true},
-		{Seccomp: "strict", NetworkOff: true, Limits: true},
-		{Seccomp: "custom", NetworkAllowlist: true},
-		{},
+		score.SeccompBasic | score.Filesystem,
+		score.SeccompBasic | score.SeccompAllowlist | score.NetworkOff | score.Limits,
+		score.SeccompAllowlist | score.NetworkAllowlist,
+		score.AllLayers | 0xc0, // bits that are no layer are ignored
+		0,
 	}
 	for _, n := range backend.Names() {
 		for _, name := range policy.Presets {
 			p := preset(t, name)
-			variants := []policy.Policy{*p, *p, *p, *p}
+			variants := []policy.Policy{*p, *p, *p, *p, *p}
 			variants[1].Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"a.com"}}
 			variants[2].Seccomp, variants[2].SeccompAllow = policy.SeccompCustom, []string{"read"}
 			variants[3].Seccomp, variants[3].Limits.Pids = policy.SeccompBasic, 0
+			variants[4].Seccomp, variants[4].Network.Mode = policy.SeccompCustom+1, policy.NetworkAllowlist+1 // not valid: ask nothing
 			for _, v := range variants {
 				for _, caps := range capsList {
 					be := sb(t, n)
@@ -347,13 +412,13 @@ func TestDeclaredMatchesReference(t *testing.T) {
 					if got.Value != want || got.Label() != score.Label(want) || viaLayers.String() != got.String() {
 						t.Errorf("%s+%s/%s caps %+v: Declared = %s, Compute = %s, reference %d", n, name, v.Seccomp, caps, got, viaLayers, want)
 					}
-					sum := be.Base
+					sum := be.Base()
 					for _, m := range got.Modifiers() {
 						if m.Applied {
 							sum += m.Points
 						}
 					}
-					if !be.Noop && min(max(sum, 0), 100) != want {
+					if !be.Noop() && min(max(sum, 0), 100) != want {
 						t.Errorf("%s+%s caps %+v: breakdown sums to %d, want %d", n, name, caps, sum, want)
 					}
 				}
@@ -368,13 +433,13 @@ func TestJSONRoundTrip(t *testing.T) {
 	var scores []score.Score
 	for _, n := range backend.Names() {
 		for _, name := range policy.Presets {
-			for _, caps := range []score.Layers{backend.FullCapabilities(), {Seccomp: "basic", Filesystem: true}, {}} {
+			for _, caps := range []score.Layers{backend.FullCapabilities(), score.SeccompBasic | score.Filesystem, 0} {
 				scores = append(scores, score.Declared(sb(t, n), preset(t, name), caps))
 			}
 		}
 	}
 	asked := score.Asked(preset(t, "strict"))
-	scores = append(scores, score.Compute(sb(t, backend.Process), asked, score.Layers{Seccomp: "off", NetworkOff: true},
+	scores = append(scores, score.Compute(sb(t, backend.Process), asked, score.NetworkOff,
 		map[string]string{score.ModSeccompStrict: "kernel lacks seccomp", score.ModFilesystem: "landlock unavailable"}))
 	for _, s := range scores {
 		data, err := json.Marshal(s)
@@ -410,13 +475,13 @@ func TestJSONRoundTripLostReasons(t *testing.T) {
 	proc, gv := sb(t, backend.Process), sb(t, backend.GVisor)
 	strict, basic := score.Asked(preset(t, "strict")), score.Asked(preset(t, "basic"))
 	for name, s := range map[string]score.Score{
-		"strict lost": score.Compute(proc, strict, score.Layers{Seccomp: "off", Filesystem: true, NetworkOff: true, Limits: true},
+		"strict lost": score.Compute(proc, strict, score.Filesystem|score.NetworkOff|score.Limits,
 			map[string]string{score.ModSeccompStrict: "kernel lacks seccomp"}),
-		"basic lost": score.Compute(proc, basic, score.Layers{Seccomp: "off", NetworkOff: true},
+		"basic lost": score.Compute(proc, basic, score.NetworkOff,
 			map[string]string{score.ModSeccompBasic: "no filter", score.ModNetworkOff: "no netns"}),
-		"strict degraded to basic": score.Compute(proc, strict, score.Layers{Seccomp: "basic", Filesystem: true, NetworkOff: true, Limits: true},
+		"strict degraded to basic": score.Compute(proc, strict, score.SeccompBasic|score.Filesystem|score.NetworkOff|score.Limits,
 			map[string]string{score.ModSeccompStrict: "allow-list unsupported"}),
-		"own kernel": score.Compute(gv, strict, score.Layers{Seccomp: "off", NetworkOff: true},
+		"own kernel": score.Compute(gv, strict, score.NetworkOff,
 			map[string]string{score.ModSeccompStrict: "ignored", score.ModLimits: "no cgroups"}),
 	} {
 		data, err := json.Marshal(s)
@@ -439,7 +504,7 @@ func TestJSONRoundTripLostReasons(t *testing.T) {
 func TestJSONRejectsForgedScores(t *testing.T) {
 	noop, _ := json.Marshal(score.Declared(sb(t, backend.Noop), preset(t, "strict"), backend.FullCapabilities()))
 	lost, _ := json.Marshal(score.Compute(sb(t, backend.Process), score.Asked(preset(t, "strict")),
-		score.Layers{Seccomp: "off", Filesystem: true, NetworkOff: true, Limits: true},
+		score.Filesystem|score.NetworkOff|score.Limits,
 		map[string]string{score.ModSeccompStrict: "kernel lacks seccomp"}))
 	good, _ := json.Marshal(score.Declared(sb(t, backend.Process), preset(t, "strict"), backend.FullCapabilities()))
 	body := strings.TrimPrefix(string(good), `{"value":63,"label":"standard",`)

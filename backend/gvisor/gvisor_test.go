@@ -36,7 +36,7 @@ func TestInfo(t *testing.T) {
 // TestAllowlistCapability: as root (CAP_SYS_ADMIN) the gvisor backend
 // declares the egress allowlist; the runtime tests exercise it end to end.
 func TestAllowlistCapability(t *testing.T) {
-	if got, want := New().Capabilities().NetworkAllowlist, os.Geteuid() == 0; got != want {
+	if got, want := New().Capabilities().Has(score.NetworkAllowlist), os.Geteuid() == 0; got != want {
 		t.Errorf("NetworkAllowlist %v, want %v", got, want)
 	}
 }

@@ -31,7 +31,7 @@ func (Driver) Probe(context.Context) backend.Availability {
 }
 
 // Capabilities is empty: noop enforces nothing.
-func (Driver) Capabilities() score.Layers { return score.Layers{Seccomp: "off"} }
+func (Driver) Capabilities() score.Layers { return 0 }
 
 // Create returns a sandbox that runs nothing.
 func (Driver) Create(context.Context, *backend.Spec) (backend.Instance, error) {
@@ -41,7 +41,7 @@ func (Driver) Create(context.Context, *backend.Spec) (backend.Instance, error) {
 type instance struct{}
 
 func (instance) Enforcement() backend.Enforcement {
-	return backend.Enforcement{Layers: score.Layers{Seccomp: "off"}, Notes: []string{"noop: nothing is run, nothing is enforced"}}
+	return backend.Enforcement{Layers: 0, Notes: []string{"noop: nothing is run, nothing is enforced"}}
 }
 
 // Exec drains stdin (so a writer is never blocked) and returns exit 0.

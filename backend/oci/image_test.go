@@ -19,6 +19,7 @@ import (
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/internal/runtime"
 	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
 )
 
 // probeProgram runs inside the image: it reports what it sees.
@@ -138,7 +139,7 @@ func TestImageRootFS(t *testing.T) {
 			if out, _ := inst.Exec(ctx, &backend.ExecRequest{Argv: []string{"sh", "-c", "true"}, Timeout: 10 * time.Second, MaxOutput: 4096}); out == nil || out.ExitCode != 127 {
 				t.Errorf("the image has no shell, yet: %+v", out)
 			}
-			if enf := inst.Enforcement(); !enf.Layers.Filesystem || !enf.Layers.Limits {
+			if enf := inst.Enforcement(); !enf.Layers.Has(score.Filesystem | score.Limits) {
 				t.Errorf("enforcement %+v", enf)
 			}
 		})

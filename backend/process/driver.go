@@ -133,14 +133,13 @@ func cgroupVersion() string {
 
 // Capabilities reports the layers the backend can enforce on this host.
 func (d *Driver) Capabilities() score.Layers {
-	s := cgroup.Detect()
-	return score.Layers{
-		Seccomp:          policy.SeccompCustom,
-		Filesystem:       true,
-		NetworkOff:       true,
-		NetworkAllowlist: true, // egress proxy on a listener inside the sandbox's netns
-		Limits:           s.Memory && s.Pids,
+	// The network allowlist: the egress proxy on a listener inside the
+	// sandbox's network namespace.
+	c := score.SeccompBasic | score.SeccompAllowlist | score.Filesystem | score.NetworkOff | score.NetworkAllowlist
+	if s := cgroup.Detect(); s.Memory && s.Pids {
+		c |= score.Limits
 	}
+	return c
 }
 
 // Create prepares a sandbox: its state directory, work directory and cgroup.

@@ -130,7 +130,7 @@ func (in *instance) compileSeccomp(lost map[string]string) error {
 	if p.Seccomp == policy.SeccompOff {
 		return nil
 	}
-	prog, err := seccomp.Compile(seccomp.Profile(p.Seccomp), p.SeccompAllow)
+	prog, err := seccomp.Compile(seccomp.Profile(p.Seccomp.String()), p.SeccompAllow)
 	if err != nil {
 		return fmt.Errorf("seccomp %s: %w", p.Seccomp, err)
 	}
@@ -170,15 +170,15 @@ func (in *instance) makeCgroup(ctx context.Context, lost map[string]string) {
 
 func (in *instance) enforcement(lost map[string]string) backend.Enforcement {
 	p := &in.spec.Policy
-	l := score.Layers{Seccomp: policy.SeccompOff}
+	l := score.Asked(p) &^ (score.SeccompBasic | score.SeccompAllowlist | score.NetworkAllowlist | score.Limits)
 	if in.seccomp != nil {
-		l.Seccomp = p.Seccomp
+		l |= score.SeccompLayer(p.Seccomp)
 	}
-	l.Filesystem = p.Filesystem.ReadOnlyRoot
-	l.NetworkOff = p.Network.Mode == policy.NetworkOff
-	l.NetworkAllowlist = in.proxy != nil
-	if _, gone := lost[score.ModLimits]; !gone {
-		l.Limits = p.HasLimits()
+	if in.proxy != nil {
+		l |= score.NetworkAllowlist
+	}
+	if _, gone := lost[score.ModLimits]; !gone && p.HasLimits() {
+		l |= score.Limits
 	}
 	notes := []string{"namespaces: " + namespaceList(p, in.userns)}
 	if abi, err := llsys.LandlockGetABIVersion(); err == nil && abi > 0 {

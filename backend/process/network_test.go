@@ -13,6 +13,7 @@ import (
 	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/internal/egresstest"
 	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
 )
 
 // egressSandbox creates an allowlist sandbox whose proxy resolves the test
@@ -33,7 +34,7 @@ func egressSandbox(t *testing.T, allow []string, names map[string]string, subs [
 		t.Fatalf("create: %v", err)
 	}
 	t.Cleanup(func() { inst.Destroy(context.Background()) })
-	if !inst.Enforcement().Layers.NetworkAllowlist {
+	if !inst.Enforcement().Layers.Has(score.NetworkAllowlist) {
 		t.Fatal("allowlist not reported as enforced")
 	}
 	return inst, log

@@ -145,16 +145,9 @@ func (i *Instance) baseModuleConfig() wazero.ModuleConfig {
 
 // enforcement reports the asked layers that wazero really applies.
 func (i *Instance) enforcement(p *policy.Policy) backend.Enforcement {
-	asked := score.Asked(p)
 	enf := backend.Enforcement{
-		Layers: score.Layers{
-			Seccomp:          policy.SeccompOff,
-			Filesystem:       asked.Filesystem,
-			NetworkOff:       asked.NetworkOff,
-			NetworkAllowlist: asked.NetworkAllowlist,
-			Limits:           asked.Limits,
-		},
-		Lost: map[string]string{},
+		Layers: score.Asked(p) &^ (score.SeccompBasic | score.SeccompAllowlist),
+		Lost:   map[string]string{},
 	}
 	const noSyscalls = "not applicable: a WebAssembly module makes no system calls (its only system interface is the WASI preview 1 functions kavach provides), so there is nothing for seccomp to filter"
 	switch p.Seccomp {

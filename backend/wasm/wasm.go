@@ -181,7 +181,7 @@ func (d *Driver) CleanupStale(context.Context) { d.sweepOnce.Do(sweepStale) }
 // makes no system calls, so there is nothing to filter, and the seccomp-off
 // penalty does not apply because wasm does not share the host kernel.
 func (d *Driver) Capabilities() score.Layers {
-	return score.Layers{Seccomp: policy.SeccompOff, Filesystem: true, NetworkOff: true, NetworkAllowlist: true, Limits: true}
+	return score.Filesystem | score.NetworkOff | score.NetworkAllowlist | score.Limits
 }
 
 // Create prepares a sandbox: a private work directory and /tmp, and the

@@ -179,7 +179,7 @@ func TestPolicyShow(t *testing.T) {
 	}
 	r = runKavach(t, "policy", "show", file)
 	p, err = policy.ParseJSON([]byte(r.stdout))
-	if r.code != 0 || err != nil || p.Seccomp != "basic" || p.Limits.Memory != 1<<30 || p.Limits.Pids != 10 {
+	if r.code != 0 || err != nil || p.Seccomp != policy.SeccompBasic || p.Limits.Memory != 1<<30 || p.Limits.Pids != 10 {
 		t.Fatalf("policy show file: %s (%v)", r, err)
 	}
 	bad := filepath.Join(dir, "bad.json")

@@ -114,7 +114,7 @@ func BenchmarkWarmExecNoSeccomp(b *testing.B) {
 	d := benchDriver(b, Runsc)
 	ctx := context.Background()
 	p := testPolicy()
-	p.Seccomp = "off"
+	p.Seccomp = policy.SeccompOff
 	inst, err := d.Create(ctx, &backend.Spec{ID: "bench-warm-noseccomp", Policy: p, Env: testEnv})
 	if err != nil {
 		b.Fatal(err)

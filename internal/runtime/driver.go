@@ -121,9 +121,11 @@ func (d *Driver) Capabilities() score.Layers {
 		rootless = rt.rootless
 	}
 	if rootless {
-		c.Limits = false
+		c &^= score.Limits
 	}
-	c.NetworkAllowlist = !rootless && hasCapSysAdmin()
+	if rootless || !hasCapSysAdmin() {
+		c &^= score.NetworkAllowlist
+	}
 	return c
 }
 
@@ -136,7 +138,7 @@ func (d *Driver) Create(ctx context.Context, spec *backend.Spec) (backend.Instan
 	p := &spec.Policy
 	asked := score.Asked(p)
 	enf := backend.Enforcement{Lost: map[string]string{}}
-	filter, err := seccomp.OCI(seccomp.Profile(p.Seccomp), p.SeccompAllow)
+	filter, err := seccomp.OCI(seccomp.Profile(p.Seccomp.String()), p.SeccompAllow)
 	if err != nil {
 		if !spec.BestEffort {
 			return nil, fmt.Errorf("%s: seccomp: %w", d.name, err)
@@ -197,7 +199,7 @@ func bundleConfig(rt *Runtime, c *Container, filter *specs.LinuxSeccomp) *ocibun
 // secret descriptors through it (see seccompexec.go).
 func needsHelper(rt *Runtime) bool { return rt.kind == Runsc }
 
-func seccompModifier(profile string) string {
+func seccompModifier(profile policy.SeccompProfile) string {
 	if profile == policy.SeccompBasic {
 		return score.ModSeccompBasic
 	}
@@ -208,26 +210,27 @@ func seccompModifier(profile string) string {
 // from the container's cgroups.
 func enforcement(c *Container, asked score.Layers, filtered bool, enf backend.Enforcement) backend.Enforcement {
 	p := &c.spec.Policy
-	got := score.Layers{Seccomp: policy.SeccompOff, Filesystem: asked.Filesystem, NetworkOff: asked.NetworkOff}
+	got := asked & (score.Filesystem | score.NetworkOff)
 	if filtered {
-		got.Seccomp = p.Seccomp
+		got |= score.SeccompLayer(p.Seccomp)
 	}
+	wantsProxy := asked.Has(score.NetworkAllowlist)
 	switch {
-	case asked.NetworkAllowlist && c.proxyLn != nil && c.rt.kind == Runsc:
-		got.NetworkAllowlist = true
+	case wantsProxy && c.proxyLn != nil && c.rt.kind == Runsc:
+		got |= score.NetworkAllowlist
 		enf.Notes = append(enf.Notes, "egress proxy on 127.0.0.1:3128 inside the gVisor sandbox's own network namespace (loopback only)",
 			"gVisor's netstack is bypassed (--network=host): socket calls are served by the host kernel in that empty namespace")
-	case asked.NetworkAllowlist && c.proxyLn != nil:
-		got.NetworkAllowlist = true
+	case wantsProxy && c.proxyLn != nil:
+		got |= score.NetworkAllowlist
 		enf.Notes = append(enf.Notes, "egress proxy on 127.0.0.1:3128 inside the container's network namespace")
-	case asked.NetworkAllowlist:
+	case wantsProxy:
 		enf.Lost[score.ModNetworkAllowlist] = c.allowlistLost
 	}
-	if asked.Limits {
+	if asked.Has(score.Limits) {
 		if why := c.limitsMissing(); why != "" {
 			enf.Lost[score.ModLimits] = why
 		} else {
-			got.Limits = true
+			got |= score.Limits
 		}
 	}
 	enf.Layers = got

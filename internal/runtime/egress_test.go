@@ -14,6 +14,7 @@ import (
 	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/internal/egresstest"
 	"github.com/kavach-sandbox/kavach/policy"
+	"github.com/kavach-sandbox/kavach/score"
 )
 
 // egressContainer creates an allowlist container whose proxy resolves the
@@ -27,7 +28,7 @@ func egressContainer(t *testing.T, k Kind, allow []string, names map[string]stri
 	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: allow}
 	log := egresstest.Configure(&e, names)
 	c := newContainerSpec(t, k, &backend.Spec{Policy: p, Env: testEnv, Egress: e})
-	if !c.Enforcement().Layers.NetworkAllowlist {
+	if !c.Enforcement().Layers.Has(score.NetworkAllowlist) {
 		t.Fatalf("allowlist not reported as enforced: %v", c.Enforcement().Lost)
 	}
 	return c, log
@@ -131,7 +132,7 @@ func TestGVisorAllowlistNamespace(t *testing.T) {
 	p := testPolicy()
 	p.Network = policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"example.com"}}
 	c := newContainer(t, Runsc, p)
-	if !c.Enforcement().Layers.NetworkAllowlist {
+	if !c.Enforcement().Layers.Has(score.NetworkAllowlist) {
 		t.Fatalf("enforcement %+v", c.Enforcement())
 	}
 	ns, err := os.Readlink("/proc/" + strconv.Itoa(c.init) + "/ns/net")

@@ -318,11 +318,11 @@ func TestSeccompApplied(t *testing.T) {
 		p.Seccomp = policy.SeccompOff
 		off := newContainer(t, k, p)
 		control := run(t, off, "unshare", "--user", "true")
-		for _, prof := range []string{policy.SeccompBasic, policy.SeccompStrict} {
+		for _, prof := range []policy.SeccompProfile{policy.SeccompBasic, policy.SeccompStrict} {
 			p.Seccomp = prof
 			c := newContainer(t, k, p)
-			if got := c.Enforcement().Layers.Seccomp; got != prof {
-				t.Errorf("%s: enforcement reports seccomp %q", prof, got)
+			if got := c.Enforcement().Layers & (score.SeccompBasic | score.SeccompAllowlist); got != score.SeccompLayer(prof) {
+				t.Errorf("%s: enforcement reports seccomp %v", prof, got)
 			}
 			out := run(t, c, "unshare", "--user", "true")
 			if out.ExitCode == 0 {
@@ -342,7 +342,7 @@ func TestEnforcement(t *testing.T) {
 	forEachKind(t, func(t *testing.T, k Kind) {
 		c := newContainer(t, k, testPolicy())
 		enf := c.Enforcement()
-		want := score.Layers{Seccomp: policy.SeccompStrict, Filesystem: true, NetworkOff: true, Limits: true}
+		want := score.SeccompAllowlist | score.Filesystem | score.NetworkOff | score.Limits
 		if enf.Layers != want || len(enf.Lost) != 0 {
 			t.Errorf("enforcement %+v lost %v, want %+v", enf.Layers, enf.Lost, want)
 		}
@@ -351,7 +351,7 @@ func TestEnforcement(t *testing.T) {
 		a := newContainer(t, k, p)
 		// Every runtime serves the egress proxy as root (runsc through
 		// --network=host in the sandbox's own namespace).
-		if e := a.Enforcement(); !e.Layers.NetworkAllowlist || len(e.Lost) != 0 {
+		if e := a.Enforcement(); !e.Layers.Has(score.NetworkAllowlist) || len(e.Lost) != 0 {
 			t.Errorf("allowlist: %+v lost %v", e.Layers, e.Lost)
 		}
 	})

@@ -166,7 +166,7 @@ func prepareHelper(bundleDir string, p *policy.Policy, filtered bool) error {
 		return fmt.Errorf("seccomp helper: %w", err)
 	}
 	if filtered {
-		prog, err := seccomp.Compile(seccomp.Profile(p.Seccomp), p.SeccompAllow)
+		prog, err := seccomp.Compile(seccomp.Profile(p.Seccomp.String()), p.SeccompAllow)
 		if err != nil {
 			return fmt.Errorf("seccomp helper: %w", err)
 		}

@@ -18,7 +18,7 @@ import (
 func TestSecretFDs(t *testing.T) {
 	secret := "kavach-secret-" + strings.Repeat("x", 70000) // larger than a default pipe buffer
 	forEachKind(t, func(t *testing.T, k Kind) {
-		for _, seccomp := range []string{policy.SeccompStrict, policy.SeccompOff} {
+		for _, seccomp := range []policy.SeccompProfile{policy.SeccompStrict, policy.SeccompOff} {
 			p := testPolicy()
 			p.Seccomp = seccomp
 			c := newContainer(t, k, p)
