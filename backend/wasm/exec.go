@@ -47,6 +47,9 @@ type execution struct {
 	tables  uint64 // host memory the module's tables may take, within the limit
 	cpu     time.Duration
 	elapsed time.Duration
+	// stdinCut is true when the module read an end of input that was
+	// only its context ending (see cutShort).
+	stdinCut bool
 }
 
 // run compiles (or fetches from the cache) and runs one module. The
@@ -83,6 +86,7 @@ func (i *Instance) run(ctx context.Context, bin []byte, argv []string, req *back
 	defer closeStdin()
 	cfg := i.execConfig(ctx, argv, req, stdin, x.stdout, x.stderr)
 	err = x.runOnThread(c.mod, cfg, func() { cancel(errCPULimit) })
+	x.stdinCut = cutShort(stdin)
 	return x.result(err)
 }
 
@@ -188,7 +192,7 @@ func (x *execution) output() *backend.ExecOutput {
 // result turns how the module ended into an ExecOutput.
 func (x *execution) result(err error) (*backend.ExecOutput, error) {
 	out := x.output()
-	if cause := context.Cause(x.ctx); cause != nil && stoppedByKavach(err) {
+	if cause := context.Cause(x.ctx); cause != nil && (stoppedByKavach(err) || x.stdinCut) {
 		return x.ended(out, cause)
 	}
 	var exit *sys.ExitError

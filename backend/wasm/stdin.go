@@ -50,6 +50,15 @@ type execStdin struct {
 	r       io.Reader
 	buf     []byte
 	pending chan readResult // the read left running when ctx ended
+	cut     bool            // a Read returned EOF because ctx ended
+}
+
+// cutShort reports whether the module read an end of input that was only
+// the end of its exec's context: whatever it did next (a filter exits 0 at
+// EOF) is a consequence of kavach stopping it, not its own result.
+func cutShort(r io.Reader) bool {
+	s, ok := r.(*execStdin)
+	return ok && s.cut
 }
 
 type readResult struct {
@@ -60,6 +69,7 @@ type readResult struct {
 // Read implements io.Reader for the module.
 func (s *execStdin) Read(p []byte) (int, error) {
 	if s.pending != nil || s.ctx.Err() != nil {
+		s.cut = true
 		return 0, io.EOF
 	}
 	if len(p) == 0 {
@@ -79,7 +89,7 @@ func (s *execStdin) Read(p []byte) (int, error) {
 	case res := <-done:
 		return copy(p, buf[:res.n]), res.err
 	case <-s.ctx.Done():
-		s.pending = done
+		s.pending, s.cut = done, true
 		return 0, io.EOF
 	}
 }
