@@ -37,10 +37,13 @@ func adversarialInputs(size int) map[string][]byte {
 	return in
 }
 
-// TestAdversarialThroughput asserts a loose floor on the worst case: 1 MiB
-// of any keyword repeated must scan in under 0.5 s, the rate of 4 MiB in
-// 2 s (measured: at most ~100 ms per MiB). Before per-hit work was bounded,
-// 1 MiB of "nc=" took 14 s. BenchmarkAdversarial has the figures.
+// TestAdversarialThroughput asserts a loose bound on the worst case,
+// relative to ordinary text scanned in the same run (so that a loaded
+// machine slows both alike): 1 MiB of any keyword repeated must scan in
+// under 500 times the time of 1 MiB of ordinary text, or under 0.5 s
+// (measured: ordinary text ~1.5 ms per MiB, the worst keyword ~100 ms).
+// Before per-hit work was bounded, 1 MiB of "nc=" took 14 s, 10,000 times
+// ordinary text. BenchmarkAdversarial has the figures.
 func TestAdversarialThroughput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scans ~250 MiB")
@@ -49,19 +52,31 @@ func TestAdversarialThroughput(t *testing.T) {
 		t.Skip("timing floor does not hold under the race detector")
 	}
 	g := newGate(t, DefaultPolicy())
+	// fastest is the lesser of two scans of data: the one least
+	// disturbed by the rest of the machine.
+	fastest := func(data []byte) (time.Duration, int) {
+		best, findings := time.Duration(1<<62), 0
+		for range 2 {
+			start := time.Now()
+			_, rep := g.Scan("stdout", data)
+			best, findings = min(best, time.Since(start)), len(rep.Findings)
+		}
+		return best, findings
+	}
+	ordinary := bytes.Repeat([]byte("The build finished in 3.2 s; 41 tests passed, see ./out/report.txt for details.\n"), 1<<20/80)
+	base, _ := fastest(ordinary)
+	limit := max(500*base, 500*time.Millisecond)
 	worst, worstName := time.Duration(0), ""
 	for name, data := range adversarialInputs(1 << 20) {
-		start := time.Now()
-		_, rep := g.Scan("stdout", data)
-		d := time.Since(start)
+		d, findings := fastest(data)
 		if d > worst {
 			worst, worstName = d, name
 		}
-		if d > 500*time.Millisecond {
-			t.Errorf("%q repeated: %v for 1 MiB (%d findings)", name, d, len(rep.Findings))
+		if d > limit {
+			t.Errorf("%q repeated: %v for 1 MiB (%d findings); ordinary text: %v", name, d, findings, base)
 		}
 	}
-	t.Logf("slowest: %q, %v for 1 MiB", worstName, worst)
+	t.Logf("ordinary text %v, slowest: %q, %v for 1 MiB", base, worstName, worst)
 }
 
 // BenchmarkAdversarial scans 4 MiB of the worst inputs: the slowest
