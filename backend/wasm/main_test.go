@@ -2,8 +2,6 @@ package wasm
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,8 +28,13 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	var err error
-	if guestWasm, err = buildGuest(); err != nil {
+	dir, err := os.MkdirTemp("", "kavach-wasmtest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if guestWasm, err = buildGuest(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "build test module:", err)
 		return 1
 	}
@@ -39,37 +42,22 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if cacheDir, err = os.MkdirTemp("", "kavach-wasmtest-cache-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(cacheDir)
+	cacheDir = filepath.Join(dir, "cache")
 	testDriver = NewWithOptions(Options{CacheDir: cacheDir})
 	defer testDriver.Close(context.Background())
 	return m.Run()
 }
 
-// buildGuest builds testdata/guest with GOOS=wasip1 GOARCH=wasm once per
-// source content and Go version, caching the module under os.TempDir.
-func buildGuest() (string, error) {
-	src, err := os.ReadFile(filepath.Join("testdata", "guest", "main.go"))
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(append(src, runtime.Version()...))
-	out := filepath.Join(os.TempDir(), "kavach-wasmtest-guest-"+hex.EncodeToString(sum[:8])+".wasm")
-	if _, err := os.Stat(out); err == nil {
-		return out, nil
-	}
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	tmp := out + fmt.Sprintf(".%d.tmp", os.Getpid())
-	cmd := exec.Command(gobin, "build", "-o", tmp, "./testdata/guest")
+// buildGuest builds testdata/guest with GOOS=wasip1 GOARCH=wasm into dir
+// (Go's build cache makes a rebuild of unchanged sources quick).
+func buildGuest(dir string) (string, error) {
+	out := filepath.Join(dir, "guest.wasm")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", out, "./testdata/guest")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
 		return "", fmt.Errorf("go build: %v\n%s", err, b)
 	}
-	return out, os.Rename(tmp, out)
+	return out, nil
 }
 
 // newSandbox creates a sandbox of the shared driver and destroys it when
