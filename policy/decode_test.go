@@ -106,6 +106,7 @@ func TestParseJSONErrors(t *testing.T) {
 		{"memory escaped garbage", `{"limits":{"memory":"\u0031X"}}`, "limits.memory", nil},
 		{"max_output null", `{"limits":{"max_output":null}}`, "limits.max_output", nil},
 		{"tmp_size null", `{"filesystem":{"tmp_size":null}}`, "filesystem.tmp_size", nil},
+		{"work_size null", `{"filesystem":{"work_size":null}}`, "filesystem.work_size", nil},
 		{"timeout null", `{"limits":{"timeout":null}}`, "limits.timeout", nil},
 		{"cpu_time object", `{"limits":{"cpu_time":{}}}`, "limits.cpu_time", nil},
 		{"timeout overflow", `{"limits":{"timeout":"9999999999h"}}`, "limits.timeout", nil},
@@ -459,6 +460,7 @@ type refFilesystem struct {
 	ReadOnlyRoot *bool           `json:"read_only_root"`
 	Mounts       []policy.Mount  `json:"mounts"`
 	TmpSize      json.RawMessage `json:"tmp_size"`
+	WorkSize     json.RawMessage `json:"work_size"`
 }
 
 type refLimits struct {
@@ -515,6 +517,9 @@ func (f *refFile) apply() (policy.Policy, error) {
 			p.Filesystem.Mounts = fs.Mounts
 		}
 		if err := refValue(fs.TmpSize, &p.Filesystem.TmpSize, false); err != nil {
+			return p, err
+		}
+		if err := refValue(fs.WorkSize, &p.Filesystem.WorkSize, false); err != nil {
 			return p, err
 		}
 	}

@@ -146,6 +146,7 @@ type fileFilesystem struct {
 	readOnlyRoot bool
 	mounts       []Mount
 	tmpSize      Size
+	workSize     Size
 }
 
 type fileLimits struct {
@@ -187,9 +188,10 @@ const (
 	fsReadOnlyRoot = iota
 	fsMounts
 	fsTmpSize
+	fsWorkSize
 )
 
-var fsKeys = []string{fsReadOnlyRoot: "read_only_root", fsMounts: "mounts", fsTmpSize: "tmp_size"}
+var fsKeys = []string{fsReadOnlyRoot: "read_only_root", fsMounts: "mounts", fsTmpSize: "tmp_size", fsWorkSize: "work_size"}
 
 // Keys of the limits object.
 const (
@@ -210,7 +212,7 @@ var limitsKeys = []string{
 // null to their UnmarshalJSON: `memory:` left empty in YAML is a mistake,
 // not a request for the preset's value.
 const (
-	fsNotNull     = 1 << fsTmpSize
+	fsNotNull     = 1<<fsTmpSize | 1<<fsWorkSize
 	limitsNotNull = 1<<limMemory | 1<<limTimeout | 1<<limCPUTime | 1<<limMaxOutput
 )
 
@@ -294,6 +296,8 @@ func (d *decoder) filesystem(fs *fileFilesystem) *fileError {
 			fs.mounts, err = d.mounts()
 		case fsTmpSize:
 			fs.tmpSize, err = d.size()
+		case fsWorkSize:
+			fs.workSize, err = d.size()
 		}
 		return err
 	})
@@ -472,6 +476,7 @@ func (fs *fileFilesystem) apply(dst *Filesystem) {
 	setIf(&dst.ReadOnlyRoot, fs.readOnlyRoot, fs.present, fsReadOnlyRoot)
 	setIf(&dst.Mounts, fs.mounts, fs.present, fsMounts)
 	setIf(&dst.TmpSize, fs.tmpSize, fs.present, fsTmpSize)
+	setIf(&dst.WorkSize, fs.workSize, fs.present, fsWorkSize)
 }
 
 func (l *fileLimits) apply(dst *Limits) {

@@ -67,8 +67,12 @@ type Filesystem struct {
 	// them in MountOrder, parents before what lies beneath them, whatever
 	// their order here.
 	Mounts []Mount `json:"mounts,omitempty"`
-	// TmpSize caps the sandbox's /tmp (0: backend default).
+	// TmpSize caps the sandbox's /tmp (0: DefaultTmpSize).
 	TmpSize Size `json:"tmp_size,omitempty"`
+	// WorkSize caps the sandbox's work directory /work (0: see
+	// Policy.EffectiveWorkSize) where the backend gives it a file system of
+	// its own (as root); it does not apply when a mount replaces /work.
+	WorkSize Size `json:"work_size,omitempty"`
 }
 
 // Network describes network access.
@@ -113,6 +117,8 @@ const (
 	DefaultTimeout   = 30 * time.Second
 	DefaultMaxOutput = Size(1 << 20)
 	DefaultHostname  = "kavach"
+	DefaultTmpSize   = Size(256 << 20)
+	DefaultWorkSize  = Size(1 << 30)
 )
 
 // MaxMaxOutput is the largest per-stream output cap a policy may set. kavach
@@ -246,6 +252,9 @@ func (p *Policy) validateSeccomp() error {
 func (p *Policy) validateFilesystem() error {
 	if p.Filesystem.TmpSize < 0 {
 		return invalid("filesystem.tmp_size", "must not be negative")
+	}
+	if p.Filesystem.WorkSize < 0 {
+		return invalid("filesystem.work_size", "must not be negative")
 	}
 	if len(p.Filesystem.Mounts) == 0 {
 		return nil
@@ -383,6 +392,30 @@ func (p *Policy) EffectiveTimeout() time.Duration {
 		return time.Duration(p.Limits.Timeout)
 	}
 	return DefaultTimeout
+}
+
+// EffectiveTmpSize is the size of the sandbox's /tmp, with the default
+// applied.
+func (p *Policy) EffectiveTmpSize() int64 {
+	if p.Filesystem.TmpSize > 0 {
+		return int64(p.Filesystem.TmpSize)
+	}
+	return int64(DefaultTmpSize)
+}
+
+// EffectiveWorkSize is the size of the work directory's own file system,
+// with the default applied: DefaultWorkSize, or half the memory limit when
+// that is less. The file system is a tmpfs whose pages count against the
+// memory limit, so that a payload filling /work gets ENOSPC rather than an
+// out-of-memory kill.
+func (p *Policy) EffectiveWorkSize() int64 {
+	switch {
+	case p.Filesystem.WorkSize > 0:
+		return int64(p.Filesystem.WorkSize)
+	case p.Limits.Memory > 0:
+		return min(int64(DefaultWorkSize), max(int64(p.Limits.Memory)/2, 1<<20))
+	}
+	return int64(DefaultWorkSize)
 }
 
 // EffectiveMaxOutput is the per-stream output cap, with the default applied.

@@ -126,6 +126,7 @@ func TestValidateStruct(t *testing.T) {
 		{"negative cpu_time", func(p *policy.Policy) { p.Limits.CPUTime = -1 }, "limits.cpu_time"},
 		{"negative max_output", func(p *policy.Policy) { p.Limits.MaxOutput = -1 }, "limits.max_output"},
 		{"negative tmp_size", func(p *policy.Policy) { p.Filesystem.TmpSize = -1 }, "filesystem.tmp_size"},
+		{"negative work_size", func(p *policy.Policy) { p.Filesystem.WorkSize = -1 }, "filesystem.work_size"},
 		{"bad network mode", func(p *policy.Policy) { p.Network.Mode = policy.NetworkAllowlist + 1 }, "network.mode"},
 		{"unset network mode", func(p *policy.Policy) { p.Network.Mode = 0 }, "network.mode"},
 		{"allow with off", func(p *policy.Policy) { p.Network.Allow = []string{"a.com"} }, "network.allow"},
@@ -238,7 +239,7 @@ func TestParseJSON(t *testing.T) {
 		}},
 		{"full", `{
 			"name": "mine", "seccomp": "basic",
-			"filesystem": {"read_only_root": false, "tmp_size": "64M",
+			"filesystem": {"read_only_root": false, "tmp_size": "64M", "work_size": "2G",
 				"mounts": [{"source": "/data", "dest": "/in", "mode": "ro"}, {"source": "/out", "dest": "/out", "mode": "rw"}]},
 			"network": {"mode": "allowlist", "allow": ["pypi.org", "files.pythonhosted.org:443"]},
 			"limits": {"memory": "256M", "cpus": 0.5, "pids": 32, "timeout": "1m30s", "cpu_time": "10s", "max_output": "64KiB"},
@@ -246,7 +247,7 @@ func TestParseJSON(t *testing.T) {
 		}`, "", func(t *testing.T, p policy.Policy) {
 			want := policy.Policy{
 				Name: "mine", Seccomp: policy.SeccompBasic,
-				Filesystem: policy.Filesystem{TmpSize: 64 << 20, Mounts: []policy.Mount{
+				Filesystem: policy.Filesystem{TmpSize: 64 << 20, WorkSize: 2 << 30, Mounts: []policy.Mount{
 					{Source: "/data", Dest: "/in", Mode: "ro"}, {Source: "/out", Dest: "/out", Mode: "rw"}}},
 				Network: policy.Network{Mode: policy.NetworkAllowlist, Allow: []string{"pypi.org", "files.pythonhosted.org:443"}},
 				Limits: policy.Limits{Memory: 256 << 20, CPUs: 0.5, Pids: 32, Timeout: policy.Duration(90 * time.Second),

@@ -72,7 +72,7 @@ func (in *instance) initConfig() *initConfig {
 	cfg := &initConfig{
 		Cwd: p.Workdir, Hostname: p.Hostname,
 		Root: in.dir + "/root", WorkDir: in.workDir, ReadOnlyRoot: p.Filesystem.ReadOnlyRoot,
-		TmpSize: int64(p.Filesystem.TmpSize), ResolvConf: p.Network.Mode == policy.NetworkOn, CABundle: in.caBundle,
+		TmpSize: p.EffectiveTmpSize(), ResolvConf: p.Network.Mode == policy.NetworkOn, CABundle: in.caBundle,
 		UID: in.uid, GID: in.gid, Rootless: os.Geteuid() != 0, Landlock: p.Filesystem.ReadOnlyRoot, Seccomp: in.seccomp,
 		Rlimits: rlimits{NoFile: 4096},
 	}
@@ -84,9 +84,6 @@ func (in *instance) initConfig() *initConfig {
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = policy.DefaultHostname
-	}
-	if cfg.TmpSize == 0 {
-		cfg.TmpSize = defaultTmpSize
 	}
 	if p.Limits.CPUTime > 0 && !in.countsCPU() {
 		// Without a cgroup's CPU counter, RLIMIT_CPU is the only bound: per

@@ -17,15 +17,13 @@ import (
 	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/internal/cgroup"
 	"github.com/kavach-sandbox/kavach/internal/seccomp"
+	"github.com/kavach-sandbox/kavach/internal/workfs"
 	"github.com/kavach-sandbox/kavach/policy"
 	"github.com/kavach-sandbox/kavach/score"
 )
 
 // ErrPauseUnsupported is returned by Pause when the sandbox has no freezer.
 var ErrPauseUnsupported = errors.New("process: pause needs the cgroup freezer")
-
-// defaultTmpSize caps /tmp when the policy does not.
-const defaultTmpSize = 256 << 20
 
 type instance struct {
 	spec    backend.Spec
@@ -119,6 +117,9 @@ func (in *instance) makeDirs() error {
 			return err
 		}
 	}
+	if workfs.Supported() {
+		return workfs.Mount(in.workDir, in.spec.Policy.EffectiveWorkSize(), in.uid, in.gid, 0o755)
+	}
 	if err := os.Chown(in.workDir, in.uid, in.gid); err != nil && os.Geteuid() == 0 {
 		return fmt.Errorf("work directory: %w", err)
 	}
@@ -189,6 +190,9 @@ func (in *instance) enforcement(lost map[string]string) backend.Enforcement {
 	if in.cg != nil {
 		notes = append(notes, "cgroup "+cgroupVersion())
 	}
+	if !workfs.Supported() {
+		notes = append(notes, "work_size: not enforced rootless (/work is a directory of the host's file system)")
+	}
 	return backend.Enforcement{Layers: l, Lost: lost, Notes: notes}
 }
 
@@ -236,14 +240,15 @@ func (in *instance) Destroy(ctx context.Context) error {
 	if in.proxy != nil {
 		_ = in.proxy.Close()
 	}
+	if in.dir != "" {
+		// Before the cgroup: the work file system's pages are charged to it.
+		if err := workfs.RemoveAll(in.dir, in.workDir); err != nil {
+			errs = append(errs, fmt.Errorf("remove state: %w", err))
+		}
+	}
 	if in.cg != nil {
 		if err := in.cg.Destroy(ctx); err != nil {
 			errs = append(errs, err)
-		}
-	}
-	if in.dir != "" {
-		if err := os.RemoveAll(in.dir); err != nil {
-			errs = append(errs, fmt.Errorf("remove state: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -260,7 +265,8 @@ func cleanStale(ctx context.Context) {
 	for _, e := range entries {
 		pid, start, ok := parseOwner(e.Name())
 		if ok && procStart(pid) != start {
-			_ = os.RemoveAll(filepath.Join(stateBase(), e.Name()))
+			dir := filepath.Join(stateBase(), e.Name())
+			_ = workfs.RemoveAll(dir, filepath.Join(dir, "work"))
 		}
 	}
 }

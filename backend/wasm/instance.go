@@ -18,6 +18,7 @@ import (
 	wsysfs "github.com/tetratelabs/wazero/experimental/sysfs"
 
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/workfs"
 	"github.com/kavach-sandbox/kavach/policy"
 	"github.com/kavach-sandbox/kavach/score"
 )
@@ -41,7 +42,8 @@ type Instance struct {
 	memLimit  uint64
 	cpuBudget time.Duration
 	preopens  []preopen
-	baseDir   string // private host directory behind /work and /tmp
+	baseDir   string   // private host directory behind /work and /tmp
+	mounted   []string // their file systems of their own, as root
 	modCfg    wazero.ModuleConfig
 	realTime  bool
 	enf       backend.Enforcement
@@ -101,6 +103,9 @@ func (i *Instance) openPreopens(p *policy.Policy) error {
 		if err := os.Mkdir(host, 0o755); err != nil {
 			return fmt.Errorf("wasm: create %s: %w", guest, err)
 		}
+		if err := i.bound(host, guest, p); err != nil {
+			return err
+		}
 		if err := i.addPreopen(guest, host, policy.ReadWrite); err != nil {
 			return err
 		}
@@ -110,6 +115,24 @@ func (i *Instance) openPreopens(p *policy.Policy) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// bound gives the private directory host behind guest (/work or /tmp) a
+// file system of its own of the policy's size, as root; rootless, it stays
+// a plain directory of the host's temporary directory.
+func (i *Instance) bound(host, guest string, p *policy.Policy) error {
+	if !workfs.Supported() {
+		return nil
+	}
+	size := p.EffectiveWorkSize()
+	if guest != policy.WorkDir {
+		size = p.EffectiveTmpSize()
+	}
+	if err := workfs.Mount(host, size, os.Geteuid(), os.Getegid(), 0o755); err != nil {
+		return fmt.Errorf("wasm: %s: %w", guest, err)
+	}
+	i.mounted = append(i.mounted, host)
 	return nil
 }
 
@@ -180,8 +203,11 @@ func (i *Instance) notes(p *policy.Policy) []string {
 	if p.Limits.CPUTime > 0 {
 		notes = append(notes, "cpu_time: enforced by a watchdog on the exec thread's CPU clock (ends the exec with SIGXCPU status)")
 	}
-	if p.Filesystem.TmpSize > 0 {
-		notes = append(notes, "tmp_size: not enforced by the wasm backend (/tmp is a private host directory)")
+	if workfs.Supported() {
+		notes = append(notes, fmt.Sprintf("/work and /tmp: file systems of their own of %s and %s (writes beyond fail with EIO)",
+			mib(uint64(p.EffectiveWorkSize())), mib(uint64(p.EffectiveTmpSize()))))
+	} else {
+		notes = append(notes, "work_size, tmp_size: not enforced rootless (/work and /tmp are private directories of the host's temporary directory)")
 	}
 	if !i.realTime {
 		notes = append(notes, "clocks and random numbers are deterministic")
@@ -363,12 +389,15 @@ func (i *Instance) Destroy(ctx context.Context) error {
 // sandbox is shared).
 func (i *Instance) release() error {
 	i.mu.Lock()
-	preopens, base := i.preopens, i.baseDir
-	i.preopens, i.baseDir = nil, ""
+	preopens, base, mounted := i.preopens, i.baseDir, i.mounted
+	i.preopens, i.baseDir, i.mounted = nil, "", nil
 	i.mu.Unlock()
 	var errs []error
 	for _, po := range preopens {
 		errs = append(errs, po.fs.Close())
+	}
+	for _, m := range mounted {
+		errs = append(errs, workfs.Unmount(m))
 	}
 	if base != "" {
 		errs = append(errs, os.RemoveAll(base))

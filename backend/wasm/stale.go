@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/kavach-sandbox/kavach/internal/workfs"
 )
 
 // stalePrefix names the private host directories of wasm sandboxes:
@@ -25,7 +27,7 @@ func sweepStale() {
 			continue
 		}
 		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-			_ = os.RemoveAll(dir)
+			_ = workfs.RemoveAll(dir, filepath.Join(dir, "tmp"), filepath.Join(dir, "work"))
 		}
 	}
 }

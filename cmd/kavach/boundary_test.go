@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,11 @@ func TestRootless(t *testing.T) {
 	want := "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nx\nro\n"
 	if res.Status != "exited" || res.Stdout != want {
 		t.Fatalf("rootless sandbox: status %s stdout %q", res.Status, res.Stdout)
+	}
+	// Its state (env -i: no XDG_RUNTIME_DIR, no TMPDIR) is gone.
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "kavach-1000", "process", strconv.Itoa(cmd.Process.Pid)+".*"))
+	if len(left) > 0 {
+		t.Fatalf("rootless state left behind: %v", left)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/workfs"
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
@@ -79,6 +80,10 @@ type Bundle struct {
 	RootFS string
 	// WorkDir is the host directory bound at /work.
 	WorkDir string
+	// WorkMounted is true when WorkDir is a file system of its own (a
+	// tmpfs of the policy's work size, as root) and false when it is a
+	// plain directory.
+	WorkMounted bool
 	// Spec is what config.json holds.
 	Spec *specs.Spec
 }
@@ -97,7 +102,7 @@ func Create(c *Config) (b *Bundle, err error) {
 	}
 	defer func() {
 		if err != nil {
-			_ = os.RemoveAll(c.Dir)
+			_ = workfs.RemoveAll(c.Dir, filepath.Join(c.Dir, "work"))
 		}
 	}()
 	b = &Bundle{Dir: c.Dir, RootFS: filepath.Join(c.Dir, "rootfs"), WorkDir: filepath.Join(c.Dir, "work")}
@@ -122,7 +127,12 @@ func (b *Bundle) prepare(c *Config) ([]specs.Mount, error) {
 		return nil, fmt.Errorf("ocibundle: create work dir: %w", err)
 	}
 	uid, gid := hostIDs(c.Rootless)
-	if err := os.Chown(b.WorkDir, uid, gid); err != nil {
+	if !c.Rootless && workfs.Supported() {
+		if err := workfs.Mount(b.WorkDir, c.Policy.EffectiveWorkSize(), uid, gid, 0o700); err != nil {
+			return nil, fmt.Errorf("ocibundle: %w", err)
+		}
+		b.WorkMounted = true
+	} else if err := os.Chown(b.WorkDir, uid, gid); err != nil {
 		return nil, fmt.Errorf("ocibundle: chown work dir: %w", err)
 	}
 	var view []specs.Mount
@@ -154,9 +164,10 @@ func hostIDs(rootless bool) (int, int) {
 	return UID, GID
 }
 
-// Remove deletes the bundle directory, work directory included.
+// Remove deletes the bundle directory, work directory (and its file
+// system) included.
 func (b *Bundle) Remove() error {
-	if err := os.RemoveAll(b.Dir); err != nil {
+	if err := workfs.RemoveAll(b.Dir, b.WorkDir); err != nil {
 		return fmt.Errorf("ocibundle: remove %s: %w", b.Dir, err)
 	}
 	return nil

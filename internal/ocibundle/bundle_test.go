@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach/policy"
 )
@@ -23,6 +24,11 @@ func create(t *testing.T, p policy.Policy, mod func(*Config)) *Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := b.Remove(); err != nil {
+			t.Error(err)
+		}
+	})
 	return b
 }
 
@@ -146,5 +152,39 @@ func TestMountsParentsFirst(t *testing.T) {
 	}
 	if parent < 0 || child < parent {
 		t.Fatalf("/data at %d, /data/guard at %d: the child must come after its parent", parent, child)
+	}
+}
+
+// TestWorkFileSystem: as root the work directory is a tmpfs of the policy's
+// work size, and Remove (or a failed Create) unmounts it.
+func TestWorkFileSystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a work file system of its own needs root")
+	}
+	p := policy.Strict()
+	p.Filesystem.WorkSize = 3 << 20
+	b := create(t, p, nil)
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.WorkDir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if !b.WorkMounted || st.Type != unix.TMPFS_MAGIC || st.Blocks*uint64(st.Bsize) != 3<<20 {
+		t.Fatalf("work dir: mounted %v, type %#x, %d bytes", b.WorkMounted, st.Type, st.Blocks*uint64(st.Bsize))
+	}
+	if err := b.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b.Dir); !os.IsNotExist(err) {
+		t.Fatalf("bundle survived Remove: %v", err)
+	}
+	// A Create that fails after mounting leaves no mount behind: a mount
+	// source that does not exist fails when its mount point is made.
+	dir := filepath.Join(t.TempDir(), "bad")
+	p.Filesystem.Mounts = []policy.Mount{{Source: "/nonexistent-kavach-source", Dest: "/data", Mode: policy.ReadOnly}}
+	if _, err := Create(&Config{Dir: dir, Policy: &p, Args: []string{"/bin/true"}}); err == nil {
+		t.Fatal("Create with a missing mount source succeeded")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("a failed Create left %s behind: %v", dir, err)
 	}
 }

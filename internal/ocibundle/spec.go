@@ -15,8 +15,6 @@ import (
 
 // Defaults of the container's resources.
 const (
-	// DefaultTmpSize caps /tmp when the policy does not.
-	DefaultTmpSize = 256 << 20
 	// nofileLimit is RLIMIT_NOFILE (lowered to the caller's hard limit).
 	nofileLimit = 4096
 	// cpuPeriod is the CFS period of the CPU quota, in microseconds.
@@ -112,10 +110,7 @@ func lowered(resource int, want uint64) uint64 {
 
 // baseMounts are /proc, a minimal /dev and /tmp.
 func baseMounts(p *policy.Policy) []specs.Mount {
-	tmp := int64(p.Filesystem.TmpSize)
-	if tmp <= 0 {
-		tmp = DefaultTmpSize
-	}
+	tmp := p.EffectiveTmpSize()
 	return []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},

@@ -99,6 +99,11 @@ func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
 		return err
 	}
 	c.bundle = b
+	if b.WorkMounted {
+		if err := c.rt.shareMount(b.WorkDir); err != nil {
+			return err
+		}
+	}
 	if err := c.writeCABundle(); err != nil {
 		return err
 	}

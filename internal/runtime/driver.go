@@ -234,6 +234,9 @@ func enforcement(c *Container, asked score.Layers, filtered bool, enf backend.En
 		}
 	}
 	enf.Layers = got
+	if !c.bundle.WorkMounted {
+		enf.Notes = append(enf.Notes, "work_size: not enforced (/work is a directory of the host's file system: rootless, or a mount replaces it)")
+	}
 	enf.Notes = append(enf.Notes, "runtime "+describe(c.rt),
 		"timeout kills every process of the container but its init",
 		fmt.Sprintf("payload runs as uid %d with no capabilities and no-new-privileges", ocibundle.UID))

@@ -143,6 +143,13 @@ func assertGone(t *testing.T, c *Container) {
 	if data, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(data), c.id) {
 		t.Errorf("mounts of %s left behind", c.id)
 	}
+	if l := c.rt.launcher; l != nil {
+		var data []byte
+		_ = l.do(func() (err error) { data, err = os.ReadFile("/proc/thread-self/mountinfo"); return err })
+		if len(data) == 0 || strings.Contains(string(data), c.id) {
+			t.Errorf("mounts of %s left behind in the crun launcher's namespace (%d bytes read)", c.id, len(data))
+		}
+	}
 }
 
 // processesNaming lists the processes whose command line holds s (the

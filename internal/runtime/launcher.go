@@ -28,8 +28,9 @@ type launcher struct {
 	reqs chan launchReq
 }
 
+// launchReq is a function to run on the namespace thread.
 type launchReq struct {
-	cmd  *exec.Cmd
+	fn   func() error
 	done chan error
 }
 
@@ -62,15 +63,36 @@ func (l *launcher) serve(empty string, ready chan<- error) {
 	}
 	ready <- nil
 	for r := range l.reqs {
-		r.done <- r.cmd.Start()
+		r.done <- r.fn()
 	}
 }
 
-// start starts cmd from the namespace thread.
-func (l *launcher) start(cmd *exec.Cmd) error {
+// do runs fn on the namespace thread.
+func (l *launcher) do(fn func() error) error {
 	done := make(chan error, 1)
-	l.reqs <- launchReq{cmd: cmd, done: done}
+	l.reqs <- launchReq{fn: fn, done: done}
 	return <-done
+}
+
+// start starts cmd from the namespace thread.
+func (l *launcher) start(cmd *exec.Cmd) error { return l.do(cmd.Start) }
+
+// share makes the file system mounted on dir in the host's namespace
+// visible at dir in the namespace too (mounts made after the namespace was
+// created do not propagate to it): a clone of that mount is attached there.
+// Removing dir on the host later detaches the clone as well.
+func (l *launcher) share(dir string) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("share %s with the crun launcher: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	return l.do(func() error {
+		if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("share %s with the crun launcher: %w", dir, err)
+		}
+		return nil
+	})
 }
 
 // hybridControllers reports whether this host has a hybrid layout whose

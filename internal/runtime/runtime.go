@@ -103,6 +103,16 @@ func (r *Runtime) command(global []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// shareMount makes what is mounted on dir in kavach's mount namespace
+// visible to the runtime, which the crun launcher runs in a namespace of
+// its own.
+func (r *Runtime) shareMount(dir string) error {
+	if r.launcher != nil {
+		return r.launcher.share(dir)
+	}
+	return nil
+}
+
 // start starts cmd, in the crun launcher's mount namespace when needed.
 func (r *Runtime) start(cmd *exec.Cmd) error {
 	if r.launcher != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/workfs"
 	"github.com/kavach-sandbox/kavach/policy"
 	"github.com/kavach-sandbox/kavach/score"
 )
@@ -667,6 +668,40 @@ func TestUnrunnableCommands(t *testing.T) {
 			out := run(t, c, cmd)
 			if out.Status != backend.StatusError || out.ExitCode != want {
 				t.Errorf("%s: status %s exit %d (stderr %q), want error %d", cmd, out.Status, out.ExitCode, out.Stderr, want)
+			}
+		}
+	})
+}
+
+// TestWorkSizeBounded: as root, the container's /work is a file system of
+// the policy's work_size (shared with crun's launcher namespace when that
+// is in use): a payload writing more gets ENOSPC, what it wrote persists
+// between execs, and destroying the container unmounts it everywhere
+// (assertGone).
+func TestWorkSizeBounded(t *testing.T) {
+	if !workfs.Supported() {
+		t.Skip("a work file system of its own needs root")
+	}
+	forEachKind(t, func(t *testing.T, k Kind) {
+		p := testPolicy()
+		p.Filesystem.WorkSize = 8 << 20
+		c := newContainer(t, k, p)
+		out := run(t, c, "/bin/sh", "-c", "dd if=/dev/zero of=/work/fill bs=1M count=32")
+		if out.ExitCode == 0 || !strings.Contains(string(out.Stderr), "No space left on device") {
+			t.Fatalf("writing 32 MiB into an 8 MiB /work: exit %d, stderr %q", out.ExitCode, out.Stderr)
+		}
+		if fi, err := os.Stat(filepath.Join(c.bundle.WorkDir, "fill")); err != nil || fi.Size() > 8<<20 {
+			t.Fatalf("host side of /work/fill: %v, %v", fi, err)
+		}
+		sh(t, c, "rm /work/fill && echo kept > /work/f")
+		if got := sh(t, c, "cat /work/f"); got != "kept\n" {
+			t.Fatalf("/work did not persist: %q", got)
+		}
+		if l := c.rt.launcher; l != nil {
+			var data []byte
+			_ = l.do(func() (err error) { data, err = os.ReadFile("/proc/thread-self/mountinfo"); return err })
+			if !strings.Contains(string(data), " "+c.bundle.WorkDir+" ") {
+				t.Fatalf("the work file system is not mounted in the crun launcher's namespace")
 			}
 		}
 	})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kavach-sandbox/kavach/internal/workfs"
 )
 
 // idPrefix starts every container id kavach creates. The full form is
@@ -99,7 +101,8 @@ func CleanupStale(ctx context.Context, r *Runtime) {
 	entries, _ := os.ReadDir(BundleDir())
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), idPrefix) && !ownerAlive(e.Name()) {
-			_ = os.RemoveAll(filepath.Join(BundleDir(), e.Name()))
+			dir := filepath.Join(BundleDir(), e.Name())
+			_ = workfs.RemoveAll(dir, filepath.Join(dir, "work"))
 		}
 	}
 	// Files the runtime keeps per container that delete does not always

@@ -41,6 +41,8 @@ func main() {
 		os.Stdout.Write(b)
 	case "write":
 		check(os.WriteFile(args[0], []byte(args[1]), 0o644))
+	case "fill": // write args[1] MiB of zeros to args[0]
+		fill(args[0], args[1])
 	case "symlink-read": // create a symlink, then read through it
 		check(os.Symlink(args[0], args[1]))
 		b, err := os.ReadFile(args[1])
@@ -132,4 +134,18 @@ func check(err error) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "guest:", err)
 	os.Exit(1)
+}
+
+// fill writes n MiB of zeros to name, one MiB at a time.
+func fill(name, n string) {
+	mib, err := strconv.Atoi(n)
+	check(err)
+	f, err := os.Create(name)
+	check(err)
+	chunk := make([]byte, 1<<20)
+	for range mib {
+		_, err := f.Write(chunk)
+		check(err)
+	}
+	check(f.Close())
 }

@@ -1,0 +1,66 @@
+// Package workfs bounds a sandbox's work directory: a tmpfs of its own,
+// mounted on the host directory that a backend binds at /work, so that a
+// payload filling /work meets ENOSPC at the policy's work_size instead of
+// filling the host file system that holds kavach's state. Mounting needs
+// root in the initial user namespace; rootless, the work directory stays
+// a plain directory.
+package workfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Supported reports whether this process can give work directories a file
+// system of their own.
+func Supported() bool { return os.Geteuid() == 0 }
+
+// Mount mounts on dir a tmpfs of size bytes, owned by uid:gid with mode
+// perm. It is mounted nosuid and nodev: what the payload leaves there can
+// gain no privilege, on the host or in the sandbox.
+func Mount(dir string, size int64, uid, gid int, perm os.FileMode) error {
+	if size <= 0 {
+		return fmt.Errorf("workfs: size %d is not positive", size)
+	}
+	opts := fmt.Sprintf("size=%d,mode=%04o,uid=%d,gid=%d", size, perm.Perm(), uid, gid)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("workfs: mount a %d-byte tmpfs on %s: %w", size, dir, err)
+	}
+	return nil
+}
+
+// Unmount detaches the file system mounted on dir, without following a
+// symbolic link there. A dir with nothing mounted on it, or none at all,
+// is not an error.
+func Unmount(dir string) error {
+	err := unix.Unmount(dir, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return fmt.Errorf("workfs: unmount %s: %w", dir, err)
+}
+
+// RemoveAll unmounts the directories inside dir given as mounts, then
+// removes dir. It unmounts only as root (who alone mounts them) and only
+// when dir is a directory of this process's user, not a symbolic link: a
+// stale directory found in a shared place such as /tmp could be another
+// user's, pointing at a file system kavach must not touch.
+func RemoveAll(dir string, mounts ...string) error {
+	if fi, err := os.Lstat(dir); err == nil && fi.IsDir() && ownedByMe(fi) && Supported() {
+		for _, m := range mounts {
+			if err := Unmount(m); err != nil {
+				return err
+			}
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+func ownedByMe(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}
