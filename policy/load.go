@@ -235,8 +235,8 @@ var mountKeys = []string{mountSource: "source", mountDest: "dest", mountMode: "m
 // Well-known values that decoded strings share instead of allocating.
 var (
 	extendsNames = []string{"strict", "basic", "minimal", ExtendsNone}
-	seccompNames = []string{"strict", "basic", "off", "custom"}
-	networkModes = []string{"off", "on", "allowlist"}
+	seccompNames = seccompEnum.names
+	networkModes = networkEnum.names
 	accessNames  = []string{string(ReadOnly), string(ReadWrite)}
 )
 

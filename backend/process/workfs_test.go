@@ -13,19 +13,14 @@ import (
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
-// mountedUnder reports whether a mount point of this process lies under dir.
-func mountedUnder(t *testing.T, dir string) bool {
+// mounted reports whether a file system is mounted at dir.
+func mounted(t *testing.T, dir string) bool {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	ok, err := workfs.MountedAt(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			return true
-		}
-	}
-	return false
+	return ok
 }
 
 // TestWorkSizeBounded: as root, /work is a file system of the policy's
@@ -51,13 +46,13 @@ func TestWorkSizeBounded(t *testing.T) {
 		t.Fatalf("/work did not persist: %q", out.Stdout)
 	}
 	dir := inst.(*instance).dir
-	if !mountedUnder(t, dir) {
+	if !mounted(t, filepath.Join(dir, "work")) {
 		t.Fatalf("no file system mounted under %s", dir)
 	}
 	if err := inst.Destroy(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if mountedUnder(t, dir) {
+	if mounted(t, filepath.Join(dir, "work")) {
 		t.Fatalf("a mount under %s survived Destroy", dir)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -104,7 +99,7 @@ func TestStaleWorkUnmounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	cleanStale(context.Background())
-	if mountedUnder(t, dir) {
+	if mounted(t, work) {
 		t.Fatal("the stale work file system is still mounted")
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {

@@ -13,19 +13,14 @@ import (
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
-// mountedAt reports whether dir is a mount point of this process.
-func mountedAt(t *testing.T, dir string) bool {
+// mounted reports whether a file system is mounted at dir.
+func mounted(t *testing.T, dir string) bool {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	ok, err := workfs.MountedAt(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
-			return true
-		}
-	}
-	return false
+	return ok
 }
 
 // TestWorkAndTmpBounded: as root, the module's /work and /tmp are file
@@ -51,7 +46,7 @@ func TestWorkAndTmpBounded(t *testing.T) {
 		t.Fatalf("host side of /work/f: %v, %v", fi, err)
 	}
 	for _, d := range []string{"work", "tmp"} {
-		if !mountedAt(t, filepath.Join(base, d)) {
+		if !mounted(t, filepath.Join(base, d)) {
 			t.Fatalf("%s is not a file system of its own", d)
 		}
 	}
@@ -59,7 +54,7 @@ func TestWorkAndTmpBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range []string{"work", "tmp"} {
-		if mountedAt(t, filepath.Join(base, d)) {
+		if mounted(t, filepath.Join(base, d)) {
 			t.Errorf("%s still mounted after Destroy", d)
 		}
 	}
@@ -100,13 +95,13 @@ func TestSweepStaleUnmounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	sweepStale()
-	if mountedAt(t, filepath.Join(dead, "work")) {
+	if mounted(t, filepath.Join(dead, "work")) {
 		t.Error("the dead sandbox's /work is still mounted")
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Errorf("the dead sandbox's directory survived: %v", err)
 	}
-	if !mountedAt(t, filepath.Join(victim, "work")) {
+	if !mounted(t, filepath.Join(victim, "work")) {
 		t.Error("the sweep unmounted a file system through a symbolic link")
 	}
 	if _, err := os.Lstat(link); !os.IsNotExist(err) {
