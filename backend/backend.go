@@ -128,6 +128,9 @@ type Driver interface {
 	// this host. Drivers cache the answer.
 	Probe(ctx context.Context) Availability
 	// Capabilities returns the layers the backend can enforce on this host.
+	// It lists each seccomp layer it can apply: a backend that applies
+	// allow-lists usually applies the deny-list too and then lists both,
+	// or a policy asking for the deny-list is scored without it.
 	Capabilities() score.Layers
 	// Create prepares a sandbox. The sandbox runs nothing until Exec.
 	Create(ctx context.Context, spec *Spec) (Instance, error)

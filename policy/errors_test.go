@@ -183,3 +183,22 @@ func TestYAMLErrorsClipInput(t *testing.T) {
 		checkPrintable(t, err.Error())
 	}
 }
+
+// TestErrorOrder: a file's problems are reported in the order Validate
+// checks the fields (seccomp, filesystem, network, limits, ...), whether a
+// value is unknown (an unknown network mode) or impossible.
+func TestErrorOrder(t *testing.T) {
+	for _, tc := range []struct{ in, field string }{
+		{`{"network":{"mode":"bogus"},"filesystem":{"tmp_size":-1}}`, "filesystem.tmp_size"},
+		{`{"network":{"mode":"bogus"},"seccomp":"custom"}`, "seccomp_allow"},
+		{`{"network":{"mode":"bogus"},"filesystem":{"mounts":[{"source":"rel","dest":"/d","mode":"ro"}]}}`, "filesystem.mounts[0].source"},
+		{`{"network":{"mode":"bogus"},"workdir":"rel"}`, "network.mode"},
+		{`{"seccomp":"bogus","filesystem":{"tmp_size":-1}}`, "seccomp"},
+	} {
+		_, err := policy.ParseJSON([]byte(tc.in))
+		var fe *policy.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: %v, want an error naming %s", tc.in, err, tc.field)
+		}
+	}
+}

@@ -426,6 +426,7 @@ func (f *file) toPolicy() (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
+	var modeErr error // reported where Validate checks the network mode
 	if has(f.present, topName) {
 		p.Name = f.name
 	}
@@ -448,9 +449,7 @@ func (f *file) toPolicy() (Policy, error) {
 		p.Network = f.network
 		switch {
 		case f.networkMode != "":
-			if p.Network.Mode, err = ParseNetworkMode(f.networkMode); err != nil {
-				return Policy{}, err
-			}
+			p.Network.Mode, modeErr = ParseNetworkMode(f.networkMode)
 		case len(p.Network.Allow) > 0:
 			p.Network.Mode = NetworkAllowlist
 		}
@@ -466,7 +465,7 @@ func (f *file) toPolicy() (Policy, error) {
 	setIf(&p.Hostname, f.hostname, f.present, topHostname)
 	setIf(&p.UserNamespace, f.userNS, f.present, topUserNS)
 	setIf(&p.BestEffort, f.bestEffort, f.present, topBestEffort)
-	if err := p.Validate(); err != nil {
+	if err := p.validate(modeErr); err != nil {
 		return Policy{}, err
 	}
 	return p, nil

@@ -212,12 +212,19 @@ func invalid(field, format string, a ...any) error {
 }
 
 // Validate checks that every value is possible. The error names the field.
-func (p *Policy) Validate() error {
+func (p *Policy) Validate() error { return p.validate(nil) }
+
+// validate is Validate, reporting modeErr (a network mode a file named
+// that is none) where the network mode is checked.
+func (p *Policy) validate(modeErr error) error {
 	if err := p.validateSeccomp(); err != nil {
 		return err
 	}
 	if err := p.validateFilesystem(); err != nil {
 		return err
+	}
+	if modeErr != nil {
+		return modeErr
 	}
 	if err := p.validateNetwork(); err != nil {
 		return err

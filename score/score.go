@@ -95,6 +95,31 @@ func (l Layers) String() string {
 	return strings.Join(names, "+")
 }
 
+// MarshalText encodes l as String does: "none", or the layers' names
+// joined by "+". Bits that are no layer are an error.
+func (l Layers) MarshalText() ([]byte, error) {
+	if l&^AllLayers != 0 {
+		return nil, fmt.Errorf("score: layers %#x: bits that are no layer", uint8(l))
+	}
+	return []byte(l.String()), nil
+}
+
+// UnmarshalText decodes what MarshalText encodes.
+func (l *Layers) UnmarshalText(b []byte) error {
+	var out Layers
+	if s := string(b); s != "none" {
+		for name := range strings.SplitSeq(s, "+") {
+			i := slices.Index(layerNames[:], name)
+			if i < 0 {
+				return fmt.Errorf("score: unknown layer %q", name)
+			}
+			out |= 1 << i
+		}
+	}
+	*l = out
+	return nil
+}
+
 // Has reports whether l holds every layer of x.
 func (l Layers) Has(x Layers) bool { return l&x == x }
 
@@ -156,9 +181,6 @@ var points = func() (t [2][AllLayers + 1]int8) {
 	return t
 }()
 
-// MaxBase is the greatest base score of a backend.
-const MaxBase = 100
-
 // Backend is what the score needs to know about a backend: its base score,
 // whether it shares the host kernel and whether it is the noop backend,
 // with the score of every set of enforced layers worked out in advance.
@@ -174,22 +196,30 @@ type Backend struct {
 // indexes it without a bounds check; only the first 64 are used.
 type scoreTable [256]uint64
 
-// tables[noop][shared][base] holds the score table of each backend with a
-// base within 0..MaxBase, built on first use.
-var tables [2][2][MaxBase + 1]struct {
+// Bases beyond which a backend's scores no longer change: the modifiers
+// add at most 14 points and take away at most 5, and scores are clamped to
+// 0..100, so any base up to -20 scores as -20 does, and any base from 120
+// as 120 does.
+const (
+	lowestBase  = -20
+	highestBase = 120
+)
+
+// tables[noop][shared][base-lowestBase] holds the score table of each kind
+// of backend, built on first use.
+var tables [2][2][highestBase - lowestBase + 1]struct {
 	once sync.Once
 	t    *scoreTable
 }
 
-// NewBackend describes a backend with base score base (0..MaxBase; other
-// values are allowed), that shares the host kernel (process, oci: only they
-// lose points without seccomp), or that is the noop backend (always 0).
+// NewBackend describes a backend with base score base (0 to 100 for
+// kavach's backends; any value is allowed), that shares the host kernel
+// (process, oci: only they lose points without seccomp), or that is the
+// noop backend (always 0). Two Backends made alike are equal.
 func NewBackend(base int, sharedKernel, noop bool) Backend {
-	if base < 0 || base > MaxBase {
-		return Backend{scores: newScoreTable(base, sharedKernel, noop), base: base}
-	}
-	e := &tables[b2i(noop)][b2i(sharedKernel)][base]
-	e.once.Do(func() { e.t = newScoreTable(base, sharedKernel, noop) })
+	tb := min(max(base, lowestBase), highestBase)
+	e := &tables[b2i(noop)][b2i(sharedKernel)][tb-lowestBase]
+	e.once.Do(func() { e.t = newScoreTable(tb, sharedKernel, noop) })
 	return Backend{scores: e.t, base: base}
 }
 

@@ -131,21 +131,50 @@ func TestClamp(t *testing.T) {
 }
 
 // TestNewBackend: a Backend reports what it was made from, and two made
-// alike are equal, whether or not their base is within 0..MaxBase.
+// alike are equal, whatever their base; bases beyond the range where the
+// modifiers can still change a score score alike.
 func TestNewBackend(t *testing.T) {
-	for _, base := range []int{-1, 0, 50, score.MaxBase, score.MaxBase + 1} {
+	for _, base := range []int{-1000, -21, -20, -1, 0, 50, 100, 101, 120, 121, 1000} {
 		for _, shared := range []bool{false, true} {
 			for _, noop := range []bool{false, true} {
 				b := score.NewBackend(base, shared, noop)
 				if b.Base() != base || b.SharedKernel() != shared || b.Noop() != noop {
 					t.Errorf("NewBackend(%d, %v, %v) = base %d shared %v noop %v", base, shared, noop, b.Base(), b.SharedKernel(), b.Noop())
 				}
-				if base >= 0 && base <= score.MaxBase && b != score.NewBackend(base, shared, noop) {
+				if b != score.NewBackend(base, shared, noop) {
 					t.Errorf("NewBackend(%d, %v, %v) differs from itself", base, shared, noop)
+				}
+				for l := range score.AllLayers + 1 {
+					if l.Has(score.SeccompBasic | score.SeccompAllowlist) {
+						continue // a policy asks one seccomp layer
+					}
+					if got, want := score.Compute(b, l, l, nil).Value, direct(base, shared, noop, l); got != want {
+						t.Errorf("NewBackend(%d, %v, %v), layers %s: %d, want %d", base, shared, noop, l, got, want)
+					}
 				}
 			}
 		}
 	}
+}
+
+// direct is the score of enforced layers l computed from the rules.
+func direct(base int, shared, noop bool, l score.Layers) int {
+	if noop {
+		return 0
+	}
+	v := base
+	for _, m := range []struct {
+		l   score.Layers
+		pts int
+	}{{score.SeccompBasic, 3}, {score.SeccompAllowlist, 5}, {score.Filesystem, 3}, {score.NetworkOff, 3}, {score.NetworkAllowlist, 1}, {score.Limits, 2}} {
+		if l.Has(m.l) {
+			v += m.pts
+		}
+	}
+	if shared && l&(score.SeccompBasic|score.SeccompAllowlist) == 0 {
+		v -= 5
+	}
+	return min(max(v, 0), 100)
 }
 
 // TestComputeTwoSeccompLayers: a backend reporting both seccomp layers as
@@ -172,6 +201,22 @@ func TestLayersString(t *testing.T) {
 	}
 	if !score.AllLayers.Has(score.Filesystem|score.Limits) || score.Filesystem.Has(score.Filesystem|score.Limits) {
 		t.Error("Has")
+	}
+	for l := range score.AllLayers + 1 {
+		text, err := l.MarshalText()
+		var back score.Layers
+		if err != nil || back.UnmarshalText(text) != nil || back != l {
+			t.Errorf("%s: text %q (%v), back %s", l, text, err, back)
+		}
+	}
+	if _, err := (score.AllLayers + 1).MarshalText(); err == nil {
+		t.Error("bits that are no layer encoded")
+	}
+	var l score.Layers
+	for _, bad := range []string{"", "seccomp", "filesystem+", "none+limits", "Limits"} {
+		if err := l.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("%q decoded as %s", bad, l)
+		}
 	}
 }
 

@@ -177,9 +177,10 @@ func engineKind() string {
 // kavach process died without destroying them. It runs once per process.
 func (d *Driver) CleanupStale(context.Context) { d.sweepOnce.Do(sweepStale) }
 
-// Capabilities are the layers wazero enforces. Seccomp is "off": a module
-// makes no system calls, so there is nothing to filter, and the seccomp-off
-// penalty does not apply because wasm does not share the host kernel.
+// Capabilities are the layers wazero enforces. There is no seccomp layer: a
+// module makes no system calls, so there is nothing to filter, and the
+// seccomp-off penalty does not apply because wasm does not share the host
+// kernel.
 func (d *Driver) Capabilities() score.Layers {
 	return score.Filesystem | score.NetworkOff | score.NetworkAllowlist | score.Limits
 }
