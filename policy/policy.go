@@ -401,6 +401,17 @@ func (p *Policy) EffectiveTimeout() time.Duration {
 	return DefaultTimeout
 }
 
+// BindsWorkDir reports whether a mount of the policy replaces the work
+// directory: a host directory bound at /work.
+func (p *Policy) BindsWorkDir() bool {
+	for _, m := range p.Filesystem.Mounts {
+		if path.Clean(m.Dest) == WorkDir {
+			return true
+		}
+	}
+	return false
+}
+
 // EffectiveTmpSize is the size of the sandbox's /tmp, with the default
 // applied.
 func (p *Policy) EffectiveTmpSize() int64 {

@@ -117,7 +117,7 @@ func (in *instance) makeDirs() error {
 			return err
 		}
 	}
-	if workfs.Supported() {
+	if workfs.Supported() && !in.spec.Policy.BindsWorkDir() {
 		return workfs.Mount(in.workDir, in.spec.Policy.EffectiveWorkSize(), in.uid, in.gid, 0o755)
 	}
 	if err := os.Chown(in.workDir, in.uid, in.gid); err != nil && os.Geteuid() == 0 {
@@ -190,8 +190,11 @@ func (in *instance) enforcement(lost map[string]string) backend.Enforcement {
 	if in.cg != nil {
 		notes = append(notes, "cgroup "+cgroupVersion())
 	}
-	if !workfs.Supported() {
-		notes = append(notes, "work_size: not enforced rootless (/work is a directory of the host's file system)")
+	switch {
+	case p.BindsWorkDir():
+		notes = append(notes, "work_size: not applied (a mount replaces /work)")
+	case !workfs.Supported():
+		notes = append(notes, "work_size: not enforced without root and CAP_SYS_ADMIN (/work is a directory of the host's file system)")
 	}
 	return backend.Enforcement{Layers: l, Lost: lost, Notes: notes}
 }

@@ -106,3 +106,29 @@ func TestStaleWorkUnmounted(t *testing.T) {
 		t.Fatalf("stale state directory survived: %v", err)
 	}
 }
+
+// TestWorkBindNoFileSystem: a policy mount at /work replaces the work
+// directory: no file system is made for it, and the enforcement says
+// work_size does not apply.
+func TestWorkBindNoFileSystem(t *testing.T) {
+	if !workfs.Supported() {
+		t.Skip("a work file system of its own needs root")
+	}
+	host := t.TempDir()
+	if err := os.Chmod(host, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	p := policy.Strict()
+	p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/work", Mode: policy.ReadWrite}}
+	inst := newSandbox(t, p)
+	mustExit(t, execIn(t, inst, "sh", "-c", "echo x > /work/f"), 0)
+	if _, err := os.Stat(filepath.Join(host, "f")); err != nil {
+		t.Fatalf("the bound directory did not get the file: %v", err)
+	}
+	if mounted(t, inst.(*instance).workDir) {
+		t.Fatal("a work file system was mounted under a bind at /work")
+	}
+	if !strings.Contains(strings.Join(inst.Enforcement().Notes, "\n"), "work_size: not applied") {
+		t.Errorf("notes %q", inst.Enforcement().Notes)
+	}
+}

@@ -119,21 +119,29 @@ func (i *Instance) openPreopens(p *policy.Policy) error {
 }
 
 // bound gives the private directory host behind guest (/work or /tmp) a
-// file system of its own of the policy's size, as root; rootless, it stays
-// a plain directory of the host's temporary directory.
+// file system of its own (as root with CAP_SYS_ADMIN; otherwise it stays a
+// plain directory of the host's temporary directory).
 func (i *Instance) bound(host, guest string, p *policy.Policy) error {
 	if !workfs.Supported() {
 		return nil
 	}
-	size := p.EffectiveWorkSize()
-	if guest != policy.WorkDir {
-		size = p.EffectiveTmpSize()
-	}
-	if err := workfs.Mount(host, size, os.Geteuid(), os.Getegid(), 0o755); err != nil {
+	if err := workfs.Mount(host, i.fsSize(guest, p), os.Geteuid(), os.Getegid(), 0o755); err != nil {
 		return fmt.Errorf("wasm: %s: %w", guest, err)
 	}
 	i.mounted = append(i.mounted, host)
 	return nil
+}
+
+// fsSize is the size of the file system behind guest (/work or /tmp): the
+// policy's, but at most half the memory limit. Its pages are kavach's own
+// memory (kavach writes them, not a process of the sandbox's cgroup), so
+// the two together are bounded like the module's linear memory.
+func (i *Instance) fsSize(guest string, p *policy.Policy) int64 {
+	size := p.EffectiveWorkSize()
+	if guest != policy.WorkDir {
+		size = p.EffectiveTmpSize()
+	}
+	return min(size, max(int64(i.memLimit/2), 1<<20))
 }
 
 func (i *Instance) addPreopen(guest, host string, mode policy.Access) error {
@@ -204,10 +212,10 @@ func (i *Instance) notes(p *policy.Policy) []string {
 		notes = append(notes, "cpu_time: enforced by a watchdog on the exec thread's CPU clock (ends the exec with SIGXCPU status)")
 	}
 	if workfs.Supported() {
-		notes = append(notes, fmt.Sprintf("/work and /tmp: file systems of their own of %s and %s (writes beyond fail with EIO)",
-			mib(uint64(p.EffectiveWorkSize())), mib(uint64(p.EffectiveTmpSize()))))
+		notes = append(notes, fmt.Sprintf("/work and /tmp (unless a mount replaces them): file systems of their own of %s and %s, each at most half the memory limit: their pages are kavach's memory (writes beyond fail with EIO)",
+			mib(uint64(i.fsSize(policy.WorkDir, p))), mib(uint64(i.fsSize("/tmp", p)))))
 	} else {
-		notes = append(notes, "work_size, tmp_size: not enforced rootless (/work and /tmp are private directories of the host's temporary directory)")
+		notes = append(notes, "work_size, tmp_size: not enforced without root and CAP_SYS_ADMIN (/work and /tmp are private directories of the host's temporary directory)")
 	}
 	if !i.realTime {
 		notes = append(notes, "clocks and random numbers are deterministic")

@@ -108,3 +108,23 @@ func TestSweepStaleUnmounts(t *testing.T) {
 		t.Errorf("the stale-looking link survived: %v", err)
 	}
 }
+
+// TestFilesBoundedByMemory: a module's files are kavach's memory, so /work
+// is at most half the memory limit whatever work_size says.
+func TestFilesBoundedByMemory(t *testing.T) {
+	if !workfs.Supported() {
+		t.Skip("file systems of their own need root")
+	}
+	p := policy.Strict()
+	p.Limits.Memory, p.Filesystem.WorkSize = 64<<20, 1<<30
+	inst := newSandbox(t, p)
+	if out := run(t, inst, req("fill", "/work/f", "48")); out.ExitCode == 0 {
+		t.Fatal("48 MiB written to /work under a 64 MiB memory limit")
+	}
+	if fi, err := os.Stat(filepath.Join(inst.baseDir, "work", "f")); err != nil || fi.Size() > 32<<20 {
+		t.Fatalf("host side of /work/f: %v, %v", fi, err)
+	}
+	if !slicesContain(inst.Enforcement().Notes, "file systems of their own of 32 MiB and 32 MiB") {
+		t.Errorf("notes %q do not give the sizes", inst.Enforcement().Notes)
+	}
+}

@@ -367,6 +367,20 @@ func TestExportFromContainers(t *testing.T) {
 		if r.code != 125 || !strings.Contains(r.stderr, "/work only") {
 			t.Errorf("%s: export outside /work: %v", name, r)
 		}
+		// From a directory bound under /work, and from one bound at /work:
+		// the file is in the bound host directory, not the private one.
+		for _, dest := range []string{"/work/out", "/work"} {
+			host := t.TempDir()
+			if err := os.Chmod(host, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			r = runKavach(t, "run", "-b", name, "--rw", host+":"+dest, "--export", dest+"/r.txt:"+out+"3",
+				"--", "sh", "-c", "echo bound > "+dest+"/r.txt")
+			if data, err := os.ReadFile(out + "3"); r.code != 0 || err != nil || string(data) != "bound\n" {
+				t.Errorf("%s: export from a bind at %s: %v %q %v", name, dest, r, data, err)
+			}
+			os.Remove(out + "3")
+		}
 	}
 }
 

@@ -127,7 +127,7 @@ func (b *Bundle) prepare(c *Config) ([]specs.Mount, error) {
 		return nil, fmt.Errorf("ocibundle: create work dir: %w", err)
 	}
 	uid, gid := hostIDs(c.Rootless)
-	if !c.Rootless && workfs.Supported() {
+	if !c.Rootless && workfs.Supported() && !c.Policy.BindsWorkDir() {
 		if err := workfs.Mount(b.WorkDir, c.Policy.EffectiveWorkSize(), uid, gid, 0o700); err != nil {
 			return nil, fmt.Errorf("ocibundle: %w", err)
 		}

@@ -126,7 +126,7 @@ func baseMounts(p *policy.Policy) []specs.Mount {
 // binds a host directory there) and then the policy's mounts.
 func workMounts(b *Bundle, p *policy.Policy) []specs.Mount {
 	var out []specs.Mount
-	if !bindsWorkDir(p) {
+	if !p.BindsWorkDir() {
 		out = append(out, specs.Mount{Destination: policy.WorkDir, Type: "bind", Source: b.WorkDir,
 			Options: []string{"rbind", "rw", "nosuid", "nodev"}})
 	}
@@ -135,16 +135,6 @@ func workMounts(b *Bundle, p *policy.Policy) []specs.Mount {
 		out = append(out, specs.Mount{Destination: path.Clean(m.Dest), Type: "bind", Source: m.Source, Options: opts})
 	}
 	return out
-}
-
-// bindsWorkDir reports whether the policy binds a host directory at /work.
-func bindsWorkDir(p *policy.Policy) bool {
-	for _, m := range p.Filesystem.Mounts {
-		if path.Clean(m.Dest) == policy.WorkDir {
-			return true
-		}
-	}
-	return false
 }
 
 // namespaces: everything private; the network namespace only when the

@@ -286,16 +286,30 @@ func (c *Container) useImage(ctx context.Context, layout string, cfg *ocibundle.
 }
 
 // ReadFile exports a file of the container's /work, read from the host
-// directory behind it (beneath it, with the sandbox user's identity). Other
-// paths live in the runtime's own view (gVisor keeps /tmp in its memory),
-// so containers export from /work only.
+// directory behind it (beneath it, with the sandbox user's identity): the
+// private work directory, or the source of a policy mount at or under
+// /work. Other paths live in the runtime's own view (gVisor keeps /tmp in
+// its memory), so containers export from /work only.
 func (c *Container) ReadFile(ctx context.Context, path string, max int64) ([]byte, error) {
 	clean := filepath.Clean("/" + path)
-	rel, ok := strings.CutPrefix(clean, policy.WorkDir+"/")
-	if !ok {
+	if !strings.HasPrefix(clean, policy.WorkDir+"/") {
 		return nil, fmt.Errorf("%w: %s: containers export files from %s only", ErrExportPath, path, policy.WorkDir)
 	}
-	return backend.ReadFileAs(c.bundle.WorkDir, rel, max, ocibundle.UID, ocibundle.GID)
+	dir, rel := c.hostDir(clean)
+	return backend.ReadFileAs(dir, rel, max, ocibundle.UID, ocibundle.GID)
+}
+
+// hostDir returns the host directory behind the container path clean (a
+// path under /work) and clean relative to it: the source of the deepest
+// policy mount holding it, or the private work directory.
+func (c *Container) hostDir(clean string) (dir, rel string) {
+	dir, rel = c.bundle.WorkDir, strings.TrimPrefix(clean, policy.WorkDir+"/")
+	for _, m := range c.spec.Policy.Filesystem.MountOrder() { // parents first: the last match is the deepest
+		if r, ok := strings.CutPrefix(clean, filepath.Clean(m.Dest)+"/"); ok {
+			dir, rel = m.Source, r
+		}
+	}
+	return dir, rel
 }
 
 // ErrExportPath is returned for an export outside the container's /work.

@@ -234,8 +234,11 @@ func enforcement(c *Container, asked score.Layers, filtered bool, enf backend.En
 		}
 	}
 	enf.Layers = got
-	if !c.bundle.WorkMounted {
-		enf.Notes = append(enf.Notes, "work_size: not enforced (/work is a directory of the host's file system: rootless, or a mount replaces it)")
+	switch {
+	case p.BindsWorkDir():
+		enf.Notes = append(enf.Notes, "work_size: not applied (a mount replaces /work)")
+	case !c.bundle.WorkMounted:
+		enf.Notes = append(enf.Notes, "work_size: not enforced without root and CAP_SYS_ADMIN (/work is a directory of the host's file system)")
 	}
 	enf.Notes = append(enf.Notes, "runtime "+describe(c.rt),
 		"timeout kills every process of the container but its init",

@@ -706,3 +706,28 @@ func TestWorkSizeBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestWorkBindNoFileSystem: a policy mount at /work replaces the work
+// directory: no file system is made for it, the enforcement says so, and
+// exports read the bound directory.
+func TestWorkBindNoFileSystem(t *testing.T) {
+	if !workfs.Supported() {
+		t.Skip("a work file system of its own needs root")
+	}
+	forEachKind(t, func(t *testing.T, k Kind) {
+		host := t.TempDir()
+		if err := os.Chmod(host, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		p := testPolicy()
+		p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/work", Mode: policy.ReadWrite}}
+		c := newContainer(t, k, p)
+		sh(t, c, "echo bound > /work/f")
+		if c.bundle.WorkMounted || !strings.Contains(strings.Join(c.Enforcement().Notes, "\n"), "work_size: not applied") {
+			t.Errorf("work mounted %v, notes %q", c.bundle.WorkMounted, c.Enforcement().Notes)
+		}
+		if data, err := c.ReadFile(context.Background(), "/work/f", 1<<10); err != nil || string(data) != "bound\n" {
+			t.Errorf("export from the bound /work: %q, %v", data, err)
+		}
+	})
+}

@@ -11,23 +11,41 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // Supported reports whether this process can give work directories a file
-// system of their own.
-func Supported() bool { return os.Geteuid() == 0 }
+// system of their own: it runs as root with CAP_SYS_ADMIN (root in a
+// container without it cannot mount, and keeps plain directories).
+var Supported = sync.OnceValue(func() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	return unix.Capget(&hdr, &data[0]) == nil && data[0].Effective&(1<<unix.CAP_SYS_ADMIN) != 0
+})
 
-// Mount mounts on dir a tmpfs of size bytes, owned by uid:gid with mode
-// perm. It is mounted nosuid and nodev: what the payload leaves there can
-// gain no privilege, on the host or in the sandbox.
+// bytesPerInode is the file system size per inode that Mount allows: a
+// tmpfs otherwise allows an inode for every two pages of the machine's
+// memory, and empty files, directories, hard links and extended
+// attributes (which count against the inodes' space) take no room within
+// size, so a payload could pin gigabytes of kernel memory in a small file
+// system.
+const bytesPerInode = 8 << 10
+
+// Mount mounts on dir a tmpfs of size bytes and one inode per 8 KiB of it
+// (at least 1024), owned by uid:gid with mode perm. It is mounted nosuid
+// and nodev: what the payload leaves there can gain no privilege, on the
+// host or in the sandbox.
 func Mount(dir string, size int64, uid, gid int, perm os.FileMode) error {
 	if size <= 0 {
 		return fmt.Errorf("workfs: size %d is not positive", size)
 	}
-	opts := fmt.Sprintf("size=%d,mode=%04o,uid=%d,gid=%d", size, perm.Perm(), uid, gid)
+	opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%04o,uid=%d,gid=%d", size, max(size/bytesPerInode, 1024), perm.Perm(), uid, gid)
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("workfs: mount a %d-byte tmpfs on %s: %w", size, dir, err)
 	}
