@@ -84,8 +84,8 @@ type enumNames struct {
 }
 
 func (e *enumNames) parse(s string) (uint8, error) {
-	for v, name := range e.names {
-		if name == s && v != 0 {
+	for v := 1; v < len(e.names); v++ { // 0 is unset
+		if e.names[v] == s {
 			return uint8(v), nil
 		}
 	}
