@@ -1,6 +1,7 @@
 package ocibundle
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach/policy"
 )
@@ -168,14 +170,48 @@ func makeMountPoint(p string, dir bool) error {
 	return f.Close()
 }
 
+// ErrSymlinkSource refuses a mount source with a symbolic link in its path,
+// as the process backend does: the runtime would bind whatever the link
+// points to when it starts, and a sandbox that can write the link's
+// directory (an earlier one, through a read-write mount) could point it
+// anywhere.
+var ErrSymlinkSource = errors.New("ocibundle: mount source contains a symbolic link")
+
+// StatSource stats a mount source without following a symbolic link in
+// any component of its path.
+func StatSource(p string) (os.FileInfo, error) {
+	fd, err := OpenSource(p)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	return f.Stat()
+}
+
+// OpenSource opens a mount source as an O_PATH descriptor without
+// following a symbolic link in any component of its path.
+func OpenSource(p string) (int, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return -1, fmt.Errorf("%w: %s (give the resolved path)", ErrSymlinkSource, p)
+	case err != nil:
+		return -1, fmt.Errorf("ocibundle: mount source: %w", err)
+	}
+	return fd, nil
+}
+
 // mountPoints creates the mount points of the policy's mounts where kavach
 // owns the parent: in the work directory and at new top-level paths of the
 // generated root. Elsewhere (under /tmp, say) the runtime creates them.
 func mountPoints(b *Bundle, mounts []policy.Mount) error {
 	for _, m := range mounts {
-		fi, err := os.Stat(m.Source)
+		fi, err := StatSource(m.Source)
 		if err != nil {
-			return fmt.Errorf("ocibundle: mount source: %w", err)
+			return err
 		}
 		dest := path.Clean(m.Dest)
 		var host string

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -19,7 +17,6 @@ import (
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/egress"
 	"github.com/kavach-sandbox/kavach/internal/ocibundle"
-	"github.com/kavach-sandbox/kavach/policy"
 )
 
 // ErrBroken reports a container that died (an OOM kill of gVisor's sandbox,
@@ -81,6 +78,11 @@ type Container struct {
 	paused    bool
 	destroyMu sync.Mutex
 	destroyed bool
+
+	// exportMu guards binds, the directories bound under /work, opened at
+	// start for exports (see export.go).
+	exportMu sync.RWMutex
+	binds    []exportBind
 }
 
 // ID returns the runtime's container id.
@@ -103,6 +105,9 @@ func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
 		if err := c.rt.shareMount(b.WorkDir); err != nil {
 			return err
 		}
+	}
+	if err := c.openBinds(); err != nil {
+		return err
 	}
 	if err := c.writeCABundle(); err != nil {
 		return err
@@ -205,6 +210,7 @@ func (c *Container) Destroy(ctx context.Context) error {
 		return fmt.Errorf("destroy %s: %w", c.id, err)
 	}
 	c.destroyed = true
+	c.closeBinds()
 	killCgroupProcs(c.id) // processes the runtime may not know it started
 	c.reaper.wait(reaperWait)
 	removeCgroups(c.id)
@@ -284,33 +290,3 @@ func (c *Container) useImage(ctx context.Context, layout string, cfg *ocibundle.
 	cfg.Policy = &c.spec.Policy
 	return nil
 }
-
-// ReadFile exports a file of the container's /work, read from the host
-// directory behind it (beneath it, with the sandbox user's identity): the
-// private work directory, or the source of a policy mount at or under
-// /work. Other paths live in the runtime's own view (gVisor keeps /tmp in
-// its memory), so containers export from /work only.
-func (c *Container) ReadFile(ctx context.Context, path string, max int64) ([]byte, error) {
-	clean := filepath.Clean("/" + path)
-	if !strings.HasPrefix(clean, policy.WorkDir+"/") {
-		return nil, fmt.Errorf("%w: %s: containers export files from %s only", ErrExportPath, path, policy.WorkDir)
-	}
-	dir, rel := c.hostDir(clean)
-	return backend.ReadFileAs(dir, rel, max, ocibundle.UID, ocibundle.GID)
-}
-
-// hostDir returns the host directory behind the container path clean (a
-// path under /work) and clean relative to it: the source of the deepest
-// policy mount holding it, or the private work directory.
-func (c *Container) hostDir(clean string) (dir, rel string) {
-	dir, rel = c.bundle.WorkDir, strings.TrimPrefix(clean, policy.WorkDir+"/")
-	for _, m := range c.spec.Policy.Filesystem.MountOrder() { // parents first: the last match is the deepest
-		if r, ok := strings.CutPrefix(clean, filepath.Clean(m.Dest)+"/"); ok {
-			dir, rel = m.Source, r
-		}
-	}
-	return dir, rel
-}
-
-// ErrExportPath is returned for an export outside the container's /work.
-var ErrExportPath = errors.New("runtime: path cannot be exported")

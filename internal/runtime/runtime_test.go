@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/ocibundle"
 	"github.com/kavach-sandbox/kavach/internal/workfs"
 	"github.com/kavach-sandbox/kavach/policy"
 	"github.com/kavach-sandbox/kavach/score"
@@ -728,6 +729,70 @@ func TestWorkBindNoFileSystem(t *testing.T) {
 		}
 		if data, err := c.ReadFile(context.Background(), "/work/f", 1<<10); err != nil || string(data) != "bound\n" {
 			t.Errorf("export from the bound /work: %q, %v", data, err)
+		}
+	})
+}
+
+// TestExportFollowsTheBind: an export from a bind under /work reads the
+// directory that was bound, not whatever its host path names later. The
+// payload, able to write the bind's parent through another (read-write)
+// bind, renames the bound directory and puts a symbolic link to a host
+// directory it cannot see in its place; the export must not read it. A
+// source path holding a symbolic link is refused, and a file bound at its
+// own path is not exported.
+func TestExportFollowsTheBind(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k Kind) {
+		base := t.TempDir()
+		srv, guard, secret := filepath.Join(base, "srv"), filepath.Join(base, "srv", "guard"), filepath.Join(base, "secret")
+		for _, d := range []string{guard, secret} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(srv, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range map[string]string{filepath.Join(secret, "token"): "host only", filepath.Join(guard, "note"): "guarded"} {
+			if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := testPolicy()
+		p.Filesystem.Mounts = []policy.Mount{{Source: srv, Dest: "/work/proj", Mode: policy.ReadWrite},
+			{Source: guard, Dest: "/work/guard", Mode: policy.ReadOnly}}
+		c := newContainer(t, k, p)
+		sh(t, c, "mv /work/proj/guard /work/proj/g2 && ln -s "+secret+" /work/proj/guard")
+		if data, err := c.ReadFile(context.Background(), "/work/guard/token", 1<<10); err == nil {
+			t.Fatalf("export through a swapped bind source read %q", data)
+		}
+		if data, err := c.ReadFile(context.Background(), "/work/guard/note", 1<<10); err != nil || string(data) != "guarded" {
+			t.Errorf("export from the bound directory: %q, %v", data, err)
+		}
+
+		link := filepath.Join(base, "link")
+		if err := os.Symlink(secret, link); err != nil {
+			t.Fatal(err)
+		}
+		p.Filesystem.Mounts = []policy.Mount{{Source: link, Dest: "/work/in", Mode: policy.ReadOnly}}
+		d := NewDriver(backend.OCI, k)
+		if k == Runsc {
+			d = NewDriver(backend.GVisor, k)
+		}
+		if inst, err := d.Create(context.Background(), &backend.Spec{ID: "symlink-source", Policy: p, Env: testEnv}); !errors.Is(err, ocibundle.ErrSymlinkSource) {
+			if inst != nil {
+				_ = inst.Destroy(context.Background())
+			}
+			t.Errorf("a symlinked mount source: %v", err)
+		}
+
+		file := filepath.Join(base, "f.txt")
+		if err := os.WriteFile(file, []byte("file"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.Filesystem.Mounts = []policy.Mount{{Source: file, Dest: "/work/f.txt", Mode: policy.ReadOnly}}
+		fc := newContainer(t, k, p)
+		if _, err := fc.ReadFile(context.Background(), "/work/f.txt", 1<<10); !errors.Is(err, ErrExportPath) {
+			t.Errorf("export of a file bound at its own path: %v", err)
 		}
 	})
 }

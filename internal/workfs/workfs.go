@@ -18,15 +18,29 @@ import (
 )
 
 // Supported reports whether this process can give work directories a file
-// system of their own: it runs as root with CAP_SYS_ADMIN (root in a
-// container without it cannot mount, and keeps plain directories).
+// system of their own: it runs as root with CAP_SYS_ADMIN and a tmpfs
+// mount works (it does not for root in a container without the
+// capability, in a user namespace that does not own the mount namespace,
+// or under a security module that denies mounts: those keep plain
+// directories). The first call tries a mount once.
 var Supported = sync.OnceValue(func() bool {
 	if os.Geteuid() != 0 {
 		return false
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	return unix.Capget(&hdr, &data[0]) == nil && data[0].Effective&(1<<unix.CAP_SYS_ADMIN) != 0
+	if unix.Capget(&hdr, &data[0]) != nil || data[0].Effective&(1<<unix.CAP_SYS_ADMIN) == 0 {
+		return false
+	}
+	dir, err := os.MkdirTemp("", "kavach-workfs-probe-")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(dir)
+	if unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4096,nr_inodes=16") != nil {
+		return false
+	}
+	return unix.Unmount(dir, unix.MNT_DETACH) == nil
 })
 
 // bytesPerInode is the file system size per inode that Mount allows: a

@@ -10,7 +10,8 @@ import (
 )
 
 // TestSupportedNeedsCapSysAdmin: root without CAP_SYS_ADMIN (root in a
-// container, for one) cannot mount and must keep plain directories.
+// container, for one), or root of a user namespace that does not own the
+// mount namespace, cannot mount and must keep plain directories.
 func TestSupportedNeedsCapSysAdmin(t *testing.T) {
 	if os.Getenv("WORKFS_PRINT_SUPPORTED") != "" {
 		fmt.Printf("supported=%v\n", Supported())
@@ -20,7 +21,7 @@ func TestSupportedNeedsCapSysAdmin(t *testing.T) {
 	if os.Geteuid() != 0 || err != nil {
 		t.Skip("needs root and setpriv")
 	}
-	for caps, want := range map[string]string{"": "supported=true", "-sys_admin": "supported=false"} {
+	for caps, want := range map[string]string{"": "supported=true", "-sys_admin": "supported=false", "userns": "supported=false"} {
 		args := []string{os.Args[0], "-test.run=^TestSupportedNeedsCapSysAdmin$"}
 		if caps != "" {
 			args = append([]string{"--inh-caps=" + caps, "--bounding-set=" + caps}, args...)
@@ -28,6 +29,9 @@ func TestSupportedNeedsCapSysAdmin(t *testing.T) {
 			args = append([]string{"--"}, args...)
 		}
 		cmd := exec.Command(setpriv, args...)
+		if caps == "userns" {
+			cmd = exec.Command("unshare", "-Ur", os.Args[0], "-test.run=^TestSupportedNeedsCapSysAdmin$")
+		}
 		cmd.Env = append(os.Environ(), "WORKFS_PRINT_SUPPORTED=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), want) {

@@ -1,0 +1,98 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kavach-sandbox/kavach/backend"
+	"github.com/kavach-sandbox/kavach/internal/ocibundle"
+	"github.com/kavach-sandbox/kavach/policy"
+)
+
+// ErrExportPath is returned for an export outside the container's /work,
+// or of a file bound at its own path.
+var ErrExportPath = errors.New("runtime: path cannot be exported")
+
+// exportBind is a policy mount at or under /work, its source opened when
+// the container started.
+type exportBind struct {
+	dest string   // clean destination in the container
+	src  *os.File // O_PATH descriptor of the source; nil for a file
+}
+
+// openBinds opens the source of every policy mount at or under /work. An
+// export reads beneath these descriptors, not beneath the sources' host
+// paths: a payload that can write a directory holding a source (bound
+// elsewhere, read-write) could rename the source and put a symbolic link
+// to any host directory in its place, and the runtime's bind, like this
+// descriptor, keeps the directory that was bound.
+func (c *Container) openBinds() error {
+	for _, m := range c.spec.Policy.Filesystem.MountOrder() { // parents first
+		dest := filepath.Clean(m.Dest)
+		if dest != policy.WorkDir && !strings.HasPrefix(dest, policy.WorkDir+"/") {
+			continue
+		}
+		fd, err := ocibundle.OpenSource(m.Source)
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("open mount source %s: %w", m.Source, err)
+		}
+		b := exportBind{dest: dest}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			b.src = os.NewFile(uintptr(fd), m.Source)
+		} else {
+			unix.Close(fd)
+		}
+		c.exportMu.Lock()
+		c.binds = append(c.binds, b)
+		c.exportMu.Unlock()
+	}
+	return nil
+}
+
+// closeBinds closes the descriptors openBinds opened.
+func (c *Container) closeBinds() {
+	c.exportMu.Lock()
+	defer c.exportMu.Unlock()
+	for _, b := range c.binds {
+		if b.src != nil {
+			b.src.Close()
+		}
+	}
+	c.binds = nil
+}
+
+// ReadFile exports a file of the container's /work, read from the host
+// directory behind it (beneath it, with the sandbox user's identity): the
+// private work directory, or the source, as it was bound, of the deepest
+// policy mount holding it. Other paths live in the runtime's own view
+// (gVisor keeps /tmp in its memory), so containers export from /work only.
+func (c *Container) ReadFile(ctx context.Context, path string, max int64) ([]byte, error) {
+	clean := filepath.Clean("/" + path)
+	if !strings.HasPrefix(clean, policy.WorkDir+"/") {
+		return nil, fmt.Errorf("%w: %s: containers export files from %s only", ErrExportPath, path, policy.WorkDir)
+	}
+	c.exportMu.RLock()
+	defer c.exportMu.RUnlock()
+	dir, rel := c.bundle.WorkDir, strings.TrimPrefix(clean, policy.WorkDir+"/")
+	for _, b := range c.binds { // parents first: the last match is the deepest
+		if clean == b.dest && b.src == nil {
+			return nil, fmt.Errorf("%w: %s: a file bound at its own path (export it from its host path)", ErrExportPath, path)
+		}
+		if r, ok := strings.CutPrefix(clean, b.dest+"/"); ok && b.src != nil {
+			dir, rel = "/proc/self/fd/"+strconv.Itoa(int(b.src.Fd())), r
+		}
+	}
+	return backend.ReadFileAs(dir, rel, max, ocibundle.UID, ocibundle.GID)
+}
