@@ -18,7 +18,7 @@ vet:
 
 # Go benchmarks, then the side-by-side comparison with bare exec and peers.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./policy ./score ./lifecycle ./backend/process ./internal/seccomp
+	$(GO) test -run '^$$' -bench . -benchmem . ./policy ./score ./lifecycle ./backend/process ./internal/seccomp
 	./bin/kavach bench
 
 clean:
