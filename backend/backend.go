@@ -308,6 +308,12 @@ func readBeneath(r *os.Root, path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readOpened(f, st, path, max)
+}
+
+// readOpened reads f, opened for path after a stat that gave st, if it is
+// still that regular file and not a proc or sys file.
+func readOpened(f *os.File, st os.FileInfo, path string, max int64) ([]byte, error) {
 	if fst, err := f.Stat(); err != nil || !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
 		return nil, fmt.Errorf("%s: %w (changed while opening)", path, ErrNotRegular)
 	}
@@ -324,6 +330,60 @@ func readBeneath(r *os.Root, path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s (limit %d bytes)", ErrFileTooLarge, path, max)
 	}
 	return data, nil
+}
+
+// ReadFileNoLinks is ReadFileAs refusing every symbolic link beneath root,
+// not only those leading out of it, and ".." (openat2 with RESOLVE_BENEATH
+// and RESOLVE_NO_SYMLINKS). For a root that is a host directory bound into
+// a sandbox with other mounts inside it: a link that stays within the host
+// directory could lead to what a nested mount hides from the sandbox.
+func ReadFileNoLinks(root, path string, max int64, uid, gid int) ([]byte, error) {
+	dir, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	rel := strings.TrimPrefix(filepath.Clean("/"+path), "/")
+	if rel == "" {
+		rel = "."
+	}
+	return readAs(uid, gid, func() ([]byte, error) { return readNoLinks(int(dir.Fd()), rel, path, max) })
+}
+
+// ErrLinkInExport refuses an export whose path holds a symbolic link where
+// links are not followed (ReadFileNoLinks).
+var ErrLinkInExport = errors.New("a symbolic link on the path of the export")
+
+func readNoLinks(dirfd int, rel, path string, max int64) ([]byte, error) {
+	open := func(flags uint64) (*os.File, error) {
+		fd, err := unix.Openat2(dirfd, rel, &unix.OpenHow{Flags: flags | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+		switch {
+		case errors.Is(err, unix.ELOOP):
+			return nil, fmt.Errorf("%s: %w", path, ErrLinkInExport)
+		case err != nil:
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
+	p, err := open(unix.O_PATH)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.Stat()
+	p.Close()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, st.Mode().Type())
+	}
+	f, err := open(unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readOpened(f, st, path, max)
 }
 
 // ErrNotRegular is returned when an exported path is not a regular file.
@@ -375,6 +435,15 @@ func ReadFileAs(root, path string, max int64, uid, gid int) ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
+	return readAs(uid, gid, func() ([]byte, error) { return readBeneath(r, path, max) })
+}
+
+// readAs runs read with the file system identity of uid/gid (as root; as
+// anyone else, as itself) on a thread of its own.
+func readAs(uid, gid int, read func() ([]byte, error)) ([]byte, error) {
+	if os.Geteuid() != 0 {
+		return read()
+	}
 	type result struct {
 		data []byte
 		err  error
@@ -383,7 +452,7 @@ func ReadFileAs(root, path string, max int64, uid, gid int) ([]byte, error) {
 	go func() {
 		runtime.LockOSThread() // the credentials below are this thread's only
 		var out result
-		restored, err := asUser(uid, gid, func() { out.data, out.err = readBeneath(r, path, max) })
+		restored, err := asUser(uid, gid, func() { out.data, out.err = read() })
 		if err != nil {
 			out = result{err: err}
 		}

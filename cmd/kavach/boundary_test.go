@@ -426,3 +426,29 @@ func TestExportDestinationNotFollowed(t *testing.T) {
 		t.Fatalf("export followed a directory swapped for a symlink: %v", r)
 	}
 }
+
+// TestRelativeSourceUnderLinkedDirectory: a relative mount source is made
+// absolute from the kernel's current directory, not from $PWD, which keeps
+// the symbolic link the shell came through (and sources with links in
+// their path are refused).
+func TestRelativeSourceUnderLinkedDirectory(t *testing.T) {
+	processAvailable(t)
+	base := t.TempDir()
+	real, link := filepath.Join(base, "real"), filepath.Join(base, "link")
+	if err := os.MkdirAll(filepath.Join(real, "A"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(real, "A", "x"), []byte("through the link\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--ro", "A:/work/a", "--", "cat", "/work/a/x")
+	cmd.Dir = link
+	cmd.Env = append(os.Environ(), "PWD="+link)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "through the link") {
+		t.Fatalf("relative source from a linked directory: %v\n%s", err, out)
+	}
+}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach"
 	"github.com/kavach-sandbox/kavach/backend"
@@ -394,7 +394,10 @@ func absPath(p string) (string, error) {
 	if strings.HasPrefix(p, "/") {
 		return p, nil
 	}
-	wd, err := os.Getwd()
+	// The kernel's idea of the current directory, not $PWD: a directory
+	// reached through a symbolic link would put the link in the path, and
+	// mount sources with links in them are refused.
+	wd, err := unix.Getwd()
 	if err != nil {
 		return "", err
 	}

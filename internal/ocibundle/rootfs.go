@@ -199,7 +199,7 @@ func OpenSource(p string) (int, error) {
 	case errors.Is(err, unix.ELOOP):
 		return -1, fmt.Errorf("%w: %s (give the resolved path)", ErrSymlinkSource, p)
 	case err != nil:
-		return -1, fmt.Errorf("ocibundle: mount source: %w", err)
+		return -1, fmt.Errorf("ocibundle: mount source %s: %w", p, err)
 	}
 	return fd, nil
 }

@@ -20,8 +20,8 @@ import (
 // or of a file bound at its own path.
 var ErrExportPath = errors.New("runtime: path cannot be exported")
 
-// exportBind is a policy mount at or under /work, its source opened when
-// the container started.
+// exportBind is a policy mount at or under /work of a gVisor container,
+// its source opened when the container started.
 type exportBind struct {
 	dest string   // clean destination in the container
 	src  *os.File // O_PATH descriptor of the source; nil for a file
@@ -34,6 +34,9 @@ type exportBind struct {
 // to any host directory in its place, and the runtime's bind, like this
 // descriptor, keeps the directory that was bound.
 func (c *Container) openBinds() error {
+	if c.rt.kind != Runsc { // crun and runc: exports read the container's own view
+		return nil
+	}
 	for _, m := range c.spec.Policy.Filesystem.MountOrder() { // parents first
 		dest := filepath.Clean(m.Dest)
 		if dest != policy.WorkDir && !strings.HasPrefix(dest, policy.WorkDir+"/") {
@@ -73,15 +76,26 @@ func (c *Container) closeBinds() {
 	c.binds = nil
 }
 
-// ReadFile exports a file of the container's /work, read from the host
-// directory behind it (beneath it, with the sandbox user's identity): the
-// private work directory, or the source, as it was bound, of the deepest
-// policy mount holding it. Other paths live in the runtime's own view
-// (gVisor keeps /tmp in its memory), so containers export from /work only.
+// ReadFile exports a file of the container's /work, read as the sandbox
+// user. Other paths live in the runtime's own view (gVisor keeps /tmp in
+// its memory), so containers export from /work only.
+//
+// crun and runc: the file is read through the container's own root
+// (/proc/<init>/root), as the process backend does, so every mount, every
+// permission and every link resolves as it does for the payload.
+//
+// gVisor's view is not visible from the host: the file is read from the
+// host directory behind it — the private work directory, or the source, as
+// it was bound, of the deepest policy mount holding it — with no symbolic
+// link allowed on the path (a link that stays within a bound directory
+// could lead on the host to what a nested mount hides from the sandbox).
 func (c *Container) ReadFile(ctx context.Context, path string, max int64) ([]byte, error) {
 	clean := filepath.Clean("/" + path)
 	if !strings.HasPrefix(clean, policy.WorkDir+"/") {
 		return nil, fmt.Errorf("%w: %s: containers export files from %s only", ErrExportPath, path, policy.WorkDir)
+	}
+	if c.rt.kind != Runsc {
+		return backend.ReadFileAs("/proc/"+strconv.Itoa(c.init)+"/root", clean, max, ocibundle.UID, ocibundle.GID)
 	}
 	c.exportMu.RLock()
 	defer c.exportMu.RUnlock()
@@ -94,5 +108,5 @@ func (c *Container) ReadFile(ctx context.Context, path string, max int64) ([]byt
 			dir, rel = "/proc/self/fd/"+strconv.Itoa(int(b.src.Fd())), r
 		}
 	}
-	return backend.ReadFileAs(dir, rel, max, ocibundle.UID, ocibundle.GID)
+	return backend.ReadFileNoLinks(dir, rel, max, ocibundle.UID, ocibundle.GID)
 }
