@@ -80,9 +80,11 @@ type Container struct {
 	destroyed bool
 
 	// exportMu guards binds, the directories bound under /work, opened at
-	// start for exports (see export.go).
+	// start for exports, and initFD, a pidfd of the crun or runc init (see
+	// export.go).
 	exportMu sync.RWMutex
 	binds    []exportBind
+	initFD   *os.File
 }
 
 // ID returns the runtime's container id.
@@ -135,6 +137,9 @@ func (c *Container) start(ctx context.Context, cfg *ocibundle.Config) error {
 		return fmt.Errorf("%w: %s after start: %s", ErrBroken, c.id, st.Status)
 	}
 	c.init = st.Pid
+	if err := c.openInit(); err != nil {
+		return err
+	}
 	if cgroupsPath(cfg) {
 		cg, err := ContainerCgroups(st.Pid)
 		if err != nil {

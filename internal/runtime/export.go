@@ -64,10 +64,49 @@ func (c *Container) openBinds() error {
 	return nil
 }
 
-// closeBinds closes the descriptors openBinds opened.
+// openInit opens a pidfd of the crun or runc init, through which exports
+// make sure that the /proc/<pid>/root they opened is still the init's (a
+// dead init's pid can be reused by a host process).
+func (c *Container) openInit() error {
+	if c.rt.kind == Runsc {
+		return nil
+	}
+	fd, err := unix.PidfdOpen(c.init, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd of the container's init %d: %w", c.init, err)
+	}
+	c.exportMu.Lock()
+	c.initFD = os.NewFile(uintptr(fd), "pidfd")
+	c.exportMu.Unlock()
+	return nil
+}
+
+// initRoot opens the crun or runc init's root directory and checks,
+// after opening it, that the init is still alive: the directory is then
+// the container's, not that of a process that reused the pid.
+func (c *Container) initRoot() (*os.File, error) {
+	if c.initFD == nil {
+		return nil, fmt.Errorf("%w: %s: no init", ErrBroken, c.id)
+	}
+	root, err := os.OpenFile("/proc/"+strconv.Itoa(c.init)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: the init's root: %w", ErrBroken, c.id, err)
+	}
+	if err := unix.PidfdSendSignal(int(c.initFD.Fd()), 0, nil, 0); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("%w: %s: the init is gone: %w", ErrBroken, c.id, err)
+	}
+	return root, nil
+}
+
+// closeBinds closes the descriptors openBinds and openInit opened.
 func (c *Container) closeBinds() {
 	c.exportMu.Lock()
 	defer c.exportMu.Unlock()
+	if c.initFD != nil {
+		c.initFD.Close()
+		c.initFD = nil
+	}
 	for _, b := range c.binds {
 		if b.src != nil {
 			b.src.Close()
@@ -94,11 +133,19 @@ func (c *Container) ReadFile(ctx context.Context, path string, max int64) ([]byt
 	if !strings.HasPrefix(clean, policy.WorkDir+"/") {
 		return nil, fmt.Errorf("%w: %s: containers export files from %s only", ErrExportPath, path, policy.WorkDir)
 	}
-	if c.rt.kind != Runsc {
-		return backend.ReadFileAs("/proc/"+strconv.Itoa(c.init)+"/root", clean, max, ocibundle.UID, ocibundle.GID)
+	if err := c.brokenErr(); err != nil {
+		return nil, err
 	}
 	c.exportMu.RLock()
 	defer c.exportMu.RUnlock()
+	if c.rt.kind != Runsc {
+		root, err := c.initRoot()
+		if err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		return backend.ReadFileAs("/proc/self/fd/"+strconv.Itoa(int(root.Fd())), clean, max, ocibundle.UID, ocibundle.GID)
+	}
 	dir, rel := c.bundle.WorkDir, strings.TrimPrefix(clean, policy.WorkDir+"/")
 	for _, b := range c.binds { // parents first: the last match is the deepest
 		if clean == b.dest && b.src == nil {

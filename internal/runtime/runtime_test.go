@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/internal/ocibundle"
 	"github.com/kavach-sandbox/kavach/internal/workfs"
@@ -832,4 +834,30 @@ func TestExportSeesNestedMounts(t *testing.T) {
 			t.Fatalf("export through a link read what a nested mount hides: %q", data)
 		}
 	})
+}
+
+// TestExportAfterInitDeath: once the crun or runc init is gone (its pid
+// free for a host process to reuse), an export reads nothing through
+// /proc/<pid>/root: it fails with ErrBroken.
+func TestExportAfterInitDeath(t *testing.T) {
+	for _, k := range []Kind{Crun, Runc} {
+		t.Run(string(k), func(t *testing.T) {
+			requireRuntime(t, k)
+			c := newContainer(t, k, testPolicy())
+			sh(t, c, "echo x > /work/f")
+			if data, err := c.ReadFile(context.Background(), "/work/f", 1<<10); err != nil || string(data) != "x\n" {
+				t.Fatalf("export before: %q, %v", data, err)
+			}
+			if err := syscall.Kill(c.init, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for unix.PidfdSendSignal(int(c.initFD.Fd()), 0, nil, 0) == nil && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if data, err := c.ReadFile(context.Background(), "/work/f", 1<<10); !errors.Is(err, ErrBroken) {
+				t.Fatalf("export after the init died: %q, %v", data, err)
+			}
+		})
+	}
 }
