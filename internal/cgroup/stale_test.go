@@ -53,18 +53,21 @@ func exists(dirs []string) (n int) {
 // owners and directories kavach did not name.
 func TestCleanupStale(t *testing.T) {
 	requireRoot(t)
+	// The owner dies only once its cgroup holds the victim: the sweep of a
+	// kavach running at the same time (another package's tests) would
+	// otherwise remove the cgroup before the victim is put in.
 	deadCmd, dead := sleeper(t)
+	stale := ownedBy(t, dead)
+	victim := startIn(t, stale, `exec sleep 300`)
 	deadCmd.Process.Kill()
 	deadCmd.Wait()
 
 	_, live := sleeper(t)
 	reused := owner{pid: live.pid, start: live.start + 1} // same pid, other process
 
-	stale := ownedBy(t, dead)
 	staleReused := ownedBy(t, reused)
 	kept := ownedBy(t, live)
 	mine := newTest(t, Limits{})
-	victim := startIn(t, stale, `exec sleep 300`)
 
 	foreign := filepath.Join(hostLayout().hiers[0].mount, parentDir, "not-kavach-named")
 	if err := os.Mkdir(foreign, 0o755); err != nil {
