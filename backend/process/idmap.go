@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/internal/reexec"
 	"github.com/kavach-sandbox/kavach/policy"
 )
@@ -103,7 +104,7 @@ func idmapFiles(cfg *initConfig, userns bool) ([]*os.File, error) {
 		if !m.RW {
 			continue
 		}
-		if err := statSource(m.Source, &st); err != nil {
+		if err := backend.StatMountSource(m.Source, &st); err != nil {
 			return nil, err
 		}
 		if int(st.Uid) == cfg.UID {
@@ -159,7 +160,7 @@ func checkIDMaps(p *policy.Policy, uid int) error {
 	}
 	for _, m := range p.Filesystem.Mounts {
 		var st unix.Stat_t
-		if m.Mode == policy.ReadWrite && statSource(m.Source, &st) == nil && int(st.Uid) != uid {
+		if m.Mode == policy.ReadWrite && backend.StatMountSource(m.Source, &st) == nil && int(st.Uid) != uid {
 			return fmt.Errorf("%w: %s belongs to uid %d (use seccomp basic or strict, or make it owned by uid %d)",
 				ErrSetIDUnsafe, m.Source, st.Uid, uid)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kavach-sandbox/kavach/backend"
 )
 
 // systemDirs are the host directories the sandbox sees, read-only. On
@@ -165,7 +167,7 @@ func bindWork(r string, c *initConfig) error {
 // the bind is made from that descriptor.
 func bindPolicyMounts(r string, c *initConfig) error {
 	for _, m := range c.Mounts {
-		fd, err := openSource(m.Source)
+		fd, err := backend.OpenMountSource(m.Source)
 		if err != nil {
 			return err
 		}
@@ -325,34 +327,6 @@ func openBeneath(r, dest string) (int, error) {
 		return -1, fmt.Errorf("mount point %s: %w", dest, err)
 	}
 	return fd, nil
-}
-
-// ErrSymlinkSource refuses a bind source with a symbolic link in its path.
-var ErrSymlinkSource = errors.New("process: bind source contains a symbolic link")
-
-// openSource opens path as an O_PATH descriptor without following any
-// symbolic link in any of its components.
-func openSource(path string) (int, error) {
-	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
-		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if errors.Is(err, unix.ELOOP) {
-		return -1, fmt.Errorf("%w: %s (give the resolved path)", ErrSymlinkSource, path)
-	}
-	if err != nil {
-		return -1, fmt.Errorf("bind %s: %w", path, err)
-	}
-	return fd, nil
-}
-
-// statSource stats a bind source the way the init will open it.
-func statSource(path string, st *unix.Stat_t) error {
-	fd, err := openSource(path)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Fstat(fd, st)
 }
 
 // mountPoint creates dst as a directory or file, like src.

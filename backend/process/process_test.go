@@ -716,7 +716,7 @@ func TestBindSourceSymlinkRefused(t *testing.T) {
 	mustExit(t, run(t, p, "ln -s "+target+" /s/out"), 0) // the sandbox plants the link (as a host path)
 	p.Filesystem.Mounts = append(p.Filesystem.Mounts, policy.Mount{Source: filepath.Join(shared, "out"), Dest: "/o", Mode: policy.ReadWrite})
 	_, err := New().Create(context.Background(), &backend.Spec{ID: "t-symlink-source", Policy: p})
-	if !errors.Is(err, ErrSymlinkSource) {
+	if !errors.Is(err, backend.ErrSymlinkSource) {
 		t.Fatalf("bind through a planted symlink: %v, want ErrSymlinkSource", err)
 	}
 	if entries, _ := os.ReadDir(target); len(entries) != 0 {

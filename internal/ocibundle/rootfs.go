@@ -1,7 +1,6 @@
 package ocibundle
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -9,8 +8,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
+	"github.com/kavach-sandbox/kavach/backend"
 	"github.com/kavach-sandbox/kavach/policy"
 )
 
@@ -170,38 +169,16 @@ func makeMountPoint(p string, dir bool) error {
 	return f.Close()
 }
 
-// ErrSymlinkSource refuses a mount source with a symbolic link in its path,
-// as the process backend does: the runtime would bind whatever the link
-// points to when it starts, and a sandbox that can write the link's
-// directory (an earlier one, through a read-write mount) could point it
-// anywhere.
-var ErrSymlinkSource = errors.New("ocibundle: mount source contains a symbolic link")
-
-// StatSource stats a mount source without following a symbolic link in
-// any component of its path.
-func StatSource(p string) (os.FileInfo, error) {
-	fd, err := OpenSource(p)
+// statSource stats a mount source without following a symbolic link in
+// any component of its path (backend.ErrSymlinkSource).
+func statSource(p string) (os.FileInfo, error) {
+	fd, err := backend.OpenMountSource(p)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ocibundle: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
 	return f.Stat()
-}
-
-// OpenSource opens a mount source as an O_PATH descriptor without
-// following a symbolic link in any component of its path.
-func OpenSource(p string) (int, error) {
-	fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{
-		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	switch {
-	case errors.Is(err, unix.ELOOP):
-		return -1, fmt.Errorf("%w: %s (give the resolved path)", ErrSymlinkSource, p)
-	case err != nil:
-		return -1, fmt.Errorf("ocibundle: mount source %s: %w", p, err)
-	}
-	return fd, nil
 }
 
 // mountPoints creates the mount points of the policy's mounts where kavach
@@ -209,7 +186,7 @@ func OpenSource(p string) (int, error) {
 // generated root. Elsewhere (under /tmp, say) the runtime creates them.
 func mountPoints(b *Bundle, mounts []policy.Mount) error {
 	for _, m := range mounts {
-		fi, err := StatSource(m.Source)
+		fi, err := statSource(m.Source)
 		if err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ func (c *Container) openBinds() error {
 		if dest != policy.WorkDir && !strings.HasPrefix(dest, policy.WorkDir+"/") {
 			continue
 		}
-		fd, err := ocibundle.OpenSource(m.Source)
+		fd, err := backend.OpenMountSource(m.Source)
 		if err != nil {
 			return err
 		}

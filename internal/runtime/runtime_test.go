@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kavach-sandbox/kavach/backend"
-	"github.com/kavach-sandbox/kavach/internal/ocibundle"
 	"github.com/kavach-sandbox/kavach/internal/workfs"
 	"github.com/kavach-sandbox/kavach/policy"
 	"github.com/kavach-sandbox/kavach/score"
@@ -780,7 +779,7 @@ func TestExportFollowsTheBind(t *testing.T) {
 		if k == Runsc {
 			d = NewDriver(backend.GVisor, k)
 		}
-		if inst, err := d.Create(context.Background(), &backend.Spec{ID: "symlink-source", Policy: p, Env: testEnv}); !errors.Is(err, ocibundle.ErrSymlinkSource) {
+		if inst, err := d.Create(context.Background(), &backend.Spec{ID: "symlink-source", Policy: p, Env: testEnv}); !errors.Is(err, backend.ErrSymlinkSource) {
 			if inst != nil {
 				_ = inst.Destroy(context.Background())
 			}
