@@ -718,9 +718,7 @@ func TestWorkBindNoFileSystem(t *testing.T) {
 	}
 	forEachKind(t, func(t *testing.T, k Kind) {
 		host := t.TempDir()
-		if err := os.Chmod(host, 0o777); err != nil {
-			t.Fatal(err)
-		}
+		hostTree(t, []string{host}, nil)
 		p := testPolicy()
 		p.Filesystem.Mounts = []policy.Mount{{Source: host, Dest: "/work", Mode: policy.ReadWrite}}
 		c := newContainer(t, k, p)
@@ -745,19 +743,7 @@ func TestExportFollowsTheBind(t *testing.T) {
 	forEachKind(t, func(t *testing.T, k Kind) {
 		base := t.TempDir()
 		srv, guard, secret := filepath.Join(base, "srv"), filepath.Join(base, "srv", "guard"), filepath.Join(base, "secret")
-		for _, d := range []string{guard, secret} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chmod(srv, 0o777); err != nil {
-			t.Fatal(err)
-		}
-		for name, data := range map[string]string{filepath.Join(secret, "token"): "host only", filepath.Join(guard, "note"): "guarded"} {
-			if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		hostTree(t, []string{srv}, map[string]string{filepath.Join(secret, "token"): "host only", filepath.Join(guard, "note"): "guarded"})
 		p := testPolicy()
 		p.Filesystem.Mounts = []policy.Mount{{Source: srv, Dest: "/work/proj", Mode: policy.ReadWrite},
 			{Source: guard, Dest: "/work/guard", Mode: policy.ReadOnly}}
@@ -810,17 +796,7 @@ func TestExportSeesNestedMounts(t *testing.T) {
 	forEachKind(t, func(t *testing.T, k Kind) {
 		base := t.TempDir()
 		proj, hidden, mask := filepath.Join(base, "proj"), filepath.Join(base, "proj", "hidden"), filepath.Join(base, "mask")
-		for _, d := range []string{hidden, mask} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chmod(proj, 0o777); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(hidden, "config"), []byte("hidden"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		hostTree(t, []string{proj, mask}, map[string]string{filepath.Join(hidden, "config"): "hidden"})
 		p := testPolicy()
 		p.Filesystem.Mounts = []policy.Mount{{Source: proj, Dest: "/work/proj", Mode: policy.ReadWrite},
 			{Source: mask, Dest: "/work/proj/hidden", Mode: policy.ReadOnly}}
@@ -858,5 +834,28 @@ func TestExportAfterInitDeath(t *testing.T) {
 				t.Fatalf("export after the init died: %q, %v", data, err)
 			}
 		})
+	}
+}
+
+// hostTree makes host directories for a test's mounts: writable, made
+// writable by the sandbox user (mode 0777, the containers do not idmap
+// binds), and files with their content, their directories made as needed.
+func hostTree(t *testing.T, writable []string, files map[string]string) {
+	t.Helper()
+	for _, d := range writable {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, data := range files {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
